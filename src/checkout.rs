@@ -1,0 +1,669 @@
+//! Rolling a home back (checkout) and undoing operations. A destructive step is a plan first
+//! (`prepare_*`, with its impact), shown and confirmed by the caller, then applied.
+//!
+//! Applying writes every file to a temp file beside its target, syncs the filesystem once,
+//! renames the temps into place and fsyncs the directories: each file holds its old or its
+//! new bytes at any moment, and every written file gets a fresh mtime (Claude Code deletes
+//! transcripts by mtime). Nothing is ever written through a symlink.
+
+use crate::db::{tx, StatRow};
+use crate::diff::{diff_trees, ChangeKind, PathChange};
+use crate::error::{Error, IoContext, Result};
+use crate::id::{Kind, ObjectId};
+use crate::object::{decode, Entry, EntryKind, Session};
+use crate::prolly::{Layered, MemObjects, ObjectSource};
+use crate::repo::{CommitOptions, Repo};
+use crate::rules::TEMP_INFIX;
+use crate::snapshot::{Snapshot, SNAPSHOT_VERSION};
+use crate::tree::{build_tree, flatten, parent_of, FlatTree};
+use rayon::prelude::*;
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// What a plan would do to the home, for the preview and the confirmation rule.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Impact {
+    pub removed: Vec<String>,
+    pub truncated: Vec<String>,
+    pub replaced: Vec<String>,
+    pub added: Vec<String>,
+    pub extended: Vec<String>,
+    pub messages_at_risk: u64,
+    pub bytes_at_risk: u64,
+    pub destructive: bool,
+}
+
+pub struct CheckoutPlan {
+    pub home: std::path::PathBuf,
+    pub target: Option<ObjectId>,
+    pub target_flat: FlatTree,
+    pub new_root: ObjectId,
+    pub current_flat: FlatTree,
+    pub changes: Vec<PathChange>,
+    pub impact: Impact,
+    /// The snapshot holding the home as it was (own home only).
+    pub safety: Option<ObjectId>,
+    /// Objects of a read-only scan (restores into another directory).
+    /// Stat rows of the safety scan, to detect files changed meanwhile.
+    guard: HashMap<String, StatRow>,
+    /// Undo: the op undone and the head to restore.
+    pub undo: Option<(i64, Option<ObjectId>)>,
+    pub description: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CheckoutOutcome {
+    pub snapshot: Option<ObjectId>,
+    pub written: usize,
+    pub removed: usize,
+    pub safety: Option<ObjectId>,
+}
+
+fn impact_of(changes: &[PathChange]) -> Impact {
+    let mut i = Impact::default();
+    for c in changes {
+        match c.change {
+            ChangeKind::Added => i.added.push(c.path.clone()),
+            ChangeKind::Removed => {
+                i.removed.push(c.path.clone());
+                i.messages_at_risk += c.old_lines;
+                i.bytes_at_risk += c.old_size;
+            }
+            ChangeKind::Modified if c.is_session && c.lost_count == 0 => {
+                i.extended.push(c.path.clone())
+            }
+            ChangeKind::Modified if c.is_session => {
+                i.truncated.push(c.path.clone());
+                i.messages_at_risk += c.lost_count;
+                i.bytes_at_risk += c.lost_bytes;
+            }
+            ChangeKind::Modified => {
+                i.replaced.push(c.path.clone());
+                i.bytes_at_risk += c.old_size;
+            }
+        }
+    }
+    i.destructive = changes.iter().any(|c| c.drops_data());
+    i
+}
+
+/// Does `path` fall under one of `paths` (each a file or a directory, home-relative)?
+pub fn under_any(path: &str, paths: &[String]) -> bool {
+    paths
+        .iter()
+        .any(|p| p.is_empty() || path == p || path.starts_with(&format!("{p}/")))
+}
+
+impl Repo {
+    /// Turn a user-typed path (absolute inside the home, or home-relative) into a home-relative one.
+    pub fn rel_path(&self, p: &str) -> Result<String> {
+        let path = Path::new(p);
+        let rel = if path.is_absolute() {
+            let c = crate::repo::canonical_home(path);
+            c.strip_prefix(&self.home)
+                .map_err(|_| {
+                    Error::Usage(format!(
+                        "{p} is not inside the home {}",
+                        self.home.display()
+                    ))
+                })?
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            p.to_string()
+        };
+        Ok(rel.trim_matches('/').trim_start_matches("./").to_string())
+    }
+
+    /// The home as it is now: after a safety commit for the own home (returns its id), or a
+    /// read-only scan for another directory.
+    fn current_state(
+        &mut self,
+        dry_run: bool,
+        why: &str,
+    ) -> Result<(
+        FlatTree,
+        Option<ObjectId>,
+        MemObjects,
+        HashMap<String, StatRow>,
+    )> {
+        let mut mem = MemObjects::default();
+        if self.own_home && !dry_run {
+            let out = self.commit_inner(
+                &CommitOptions {
+                    kind: "auto",
+                    message: why,
+                    progress: &|_, _| {},
+                },
+                false,
+            )?;
+            if let Some(pack) = &out.new_pack {
+                self.read_back_pack(pack)?;
+            }
+            let guard = self.db.stat_rows()?;
+            let flat = if out.id == ObjectId::default() {
+                FlatTree::new()
+            } else {
+                self.flat_of(&out.id)?
+            };
+            let safety = (out.id != ObjectId::default()).then_some(out.id);
+            return Ok((flat, safety, mem, guard));
+        }
+        let home = self.home.clone();
+        let (out, _) = self.scan_readonly(&home, &mut mem)?;
+        Ok((out.flat, None, mem, HashMap::new()))
+    }
+
+    /// Re-read and re-hash every object of a pack just written (the safety snapshot's).
+    pub fn read_back_pack(&self, name: &str) -> Result<()> {
+        let pack = self
+            .objects
+            .packs()
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                Error::Other(format!("pack {name} vanished right after it was written"))
+            })?;
+        let mut by_block: HashMap<u32, Vec<crate::pack::IndexEntry>> = HashMap::new();
+        for i in 0..pack.object_count() {
+            let e = pack.entry(i)?;
+            by_block.entry(e.block).or_default().push(e);
+        }
+        for (block, entries) in by_block {
+            let data = pack.read_block(block)?;
+            for e in entries {
+                let b = &data[e.offset as usize..(e.offset + e.len) as usize];
+                if ObjectId::hash(e.kind, b) != e.id {
+                    return Err(Error::CorruptObject {
+                        id: e.id,
+                        why: "the safety snapshot did not read back intact: the disk may be failing; nothing was changed".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Plan a checkout of `target` (whole home, or only `paths`).
+    pub fn prepare_checkout(
+        &mut self,
+        target: ObjectId,
+        paths: &[String],
+        dry_run: bool,
+    ) -> Result<CheckoutPlan> {
+        let target_row = self.snapshot(&target)?;
+        let (current, safety, mem, guard) =
+            self.current_state(dry_run, &format!("before checkout {}", target.short()))?;
+        let full_target = flatten(&self.objects, target_row.snap.root)?;
+        let target_flat = if paths.is_empty() {
+            full_target
+        } else {
+            let mut t: FlatTree = current
+                .iter()
+                .filter(|(p, _)| !under_any(p, paths))
+                .map(|(p, e)| (p.clone(), e.clone()))
+                .collect();
+            let mut any = false;
+            for (p, e) in full_target {
+                if under_any(&p, paths) {
+                    t.insert(p, e);
+                    any = true;
+                }
+            }
+            if !any && !current.keys().any(|p| under_any(p, paths)) {
+                return Err(Error::Usage(format!(
+                    "none of {paths:?} exists in snapshot {} or in the home",
+                    target.short()
+                )));
+            }
+            t
+        };
+        let new_root = build_tree(&target_flat, &mut crate::prolly::NullSink)?;
+        let layered = Layered {
+            mem: &mem,
+            base: &self.objects,
+        };
+        let changes = diff_trees(&layered, &current, &self.objects, &target_flat, None)?;
+        let impact = impact_of(&changes);
+        Ok(CheckoutPlan {
+            home: self.home.clone(),
+            target: Some(target),
+            target_flat,
+            new_root,
+            current_flat: current,
+            changes,
+            impact,
+            safety,
+            guard,
+            undo: None,
+            description: if paths.is_empty() {
+                format!("checkout {}", target.short())
+            } else {
+                format!("checkout {} -- {}", target.short(), paths.join(" "))
+            },
+        })
+    }
+
+    /// Apply a plan and record it (own home: a checkout snapshot, or the undo's head).
+    pub fn apply_checkout(&mut self, plan: CheckoutPlan) -> Result<CheckoutOutcome> {
+        let home = plan.home.clone();
+        let written = apply_changes(self, &home, &plan)?;
+        if !self.own_home {
+            return Ok(CheckoutOutcome {
+                snapshot: None,
+                written: written.len(),
+                removed: plan.impact.removed.len(),
+                safety: None,
+            });
+        }
+        let head = self.head()?;
+        let now = crate::clock::now_ms();
+        // Stat rows for what was written, so the next commit sees it unchanged.
+        let mut stat_rows = Vec::new();
+        for (path, lines) in &written {
+            if let Ok(m) = std::fs::symlink_metadata(home.join(path)) {
+                if let Some(e) = plan.target_flat.get(path) {
+                    stat_rows.push((path.clone(), crate::scan::stat_row(&m, e, *lines, now)));
+                }
+            }
+        }
+        let (new_head, snap_obj, kind, undoes) = match plan.undo {
+            Some((op, before)) => (before, None, "undo", Some(op)),
+            None => {
+                let snap = Snapshot {
+                    host: crate::clock::host(),
+                    kind: "checkout".into(),
+                    merge: None,
+                    message: plan.description.clone(),
+                    parents: head.into_iter().collect(),
+                    root: plan.new_root,
+                    time: now,
+                    v: SNAPSHOT_VERSION,
+                };
+                let obj = snap.to_object();
+                // The tree may be new (a partial checkout composes one); store it and the snapshot.
+                let mut ins = crate::store::Inserter::new(&self.objects);
+                build_tree(&plan.target_flat, &mut ins)?;
+                ins.insert(Kind::Snapshot, obj.id, &obj.bytes)?;
+                let pack = ins.finish()?;
+                if let Some((name, entries)) = &pack {
+                    self.objects.add_pack(name)?;
+                    let size = self.objects.packs().last().map(|p| p.size()).unwrap_or(0);
+                    let path = self.db_path();
+                    let wrap = |e| Error::Db {
+                        path: path.clone(),
+                        source: e,
+                    };
+                    let t = self.db.transaction()?;
+                    tx::insert_pack(&t, name, size, entries.len() as u64, now).map_err(wrap)?;
+                    t.commit().map_err(wrap)?;
+                }
+                (Some(obj.id), Some((snap, obj)), "checkout", None)
+            }
+        };
+        let stats = match &snap_obj {
+            Some(_) => crate::tree::stats_of(&self.objects, &plan.target_flat)?,
+            None => Default::default(),
+        };
+        let path = self.db_path();
+        let wrap = |e| Error::Db {
+            path: path.clone(),
+            source: e,
+        };
+        let t = self.db.transaction()?;
+        if let Some((snap, obj)) = &snap_obj {
+            tx::insert_snapshot(&t, &obj.id, &obj.bytes, snap, &stats).map_err(wrap)?;
+        }
+        tx::set_ref(&t, "HEAD", new_head.as_ref()).map_err(wrap)?;
+        for c in &plan.changes {
+            if c.change == ChangeKind::Removed {
+                tx::delete_stat(&t, &c.path).map_err(wrap)?;
+            }
+        }
+        for (p, row) in &stat_rows {
+            tx::put_stat(&t, p, row).map_err(wrap)?;
+        }
+        tx::record_op(
+            &t,
+            now,
+            kind,
+            &plan.description,
+            head.as_ref(),
+            new_head.as_ref(),
+            plan.safety.as_ref(),
+            true,
+            undoes,
+        )
+        .map_err(wrap)?;
+        t.commit().map_err(wrap)?;
+        Ok(CheckoutOutcome {
+            snapshot: new_head,
+            written: written.len(),
+            removed: plan.impact.removed.len(),
+            safety: plan.safety,
+        })
+    }
+
+    /// Plan the undo of the most recent operation not yet undone. `Ok(None)` when the
+    /// operation only moved HEAD (nothing in the home changes): that is done at once.
+    pub fn prepare_undo(&mut self, dry_run: bool) -> Result<UndoStep> {
+        let ops = self.db.ops()?;
+        let op = ops
+            .iter()
+            .find(|o| o.undone_by.is_none() && o.kind != "undo")
+            .cloned()
+            .ok_or_else(|| {
+                Error::Refused(
+                    "nothing to undo: the operation log has no operation left to revert".into(),
+                )
+            })?;
+        let description = format!("undo #{} ({})", op.seq, op.description);
+        if !op.home_changed {
+            return Ok(UndoStep::MoveHead {
+                op: op.seq,
+                to: op.head_before,
+                description,
+            });
+        }
+        let (current, safety, mem, guard) =
+            self.current_state(dry_run, &format!("before undo of #{}", op.seq))?;
+        let target_flat = match op.head_before {
+            Some(b) => self.flat_of(&b)?,
+            None => FlatTree::new(),
+        };
+        let new_root = build_tree(&target_flat, &mut crate::prolly::NullSink)?;
+        let layered = Layered {
+            mem: &mem,
+            base: &self.objects,
+        };
+        let changes = diff_trees(&layered, &current, &self.objects, &target_flat, None)?;
+        let impact = impact_of(&changes);
+        Ok(UndoStep::Restore(Box::new(CheckoutPlan {
+            home: self.home.clone(),
+            target: op.head_before,
+            target_flat,
+            new_root,
+            current_flat: current,
+            changes,
+            impact,
+            safety,
+            guard,
+            undo: Some((op.seq, op.head_before)),
+            description,
+        })))
+    }
+
+    /// Undo an operation that only moved HEAD.
+    pub fn undo_move_head(
+        &mut self,
+        op: i64,
+        to: Option<ObjectId>,
+        description: &str,
+    ) -> Result<()> {
+        let head = self.head()?;
+        let now = crate::clock::now_ms();
+        let path = self.db_path();
+        let wrap = |e| Error::Db {
+            path: path.clone(),
+            source: e,
+        };
+        let t = self.db.transaction()?;
+        tx::set_ref(&t, "HEAD", to.as_ref()).map_err(wrap)?;
+        tx::record_op(
+            &t,
+            now,
+            "undo",
+            description,
+            head.as_ref(),
+            to.as_ref(),
+            None,
+            false,
+            Some(op),
+        )
+        .map_err(wrap)?;
+        t.commit().map_err(wrap)
+    }
+}
+
+pub enum UndoStep {
+    MoveHead {
+        op: i64,
+        to: Option<ObjectId>,
+        description: String,
+    },
+    Restore(Box<CheckoutPlan>),
+}
+
+fn stat_changed(row: &StatRow, m: &std::fs::Metadata) -> bool {
+    row.size != m.len()
+        || row.ino != m.ino()
+        || (row.mtime_ns != 0 && row.mtime_ns != m.mtime() * 1_000_000_000 + m.mtime_nsec())
+}
+
+/// Create the parent directories of `rel` under `home`, refusing to pass through a symlink.
+fn ensure_parent(home: &Path, rel: &str) -> Result<()> {
+    let parent = parent_of(rel);
+    let mut cur = home.to_path_buf();
+    if !home.exists() {
+        std::fs::create_dir_all(home).ctx(|| format!("creating {}", home.display()))?;
+    }
+    if parent.is_empty() {
+        return Ok(());
+    }
+    for part in parent.split('/') {
+        cur.push(part);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::Refused(format!(
+                    "{} is a symlink: sage does not write through symlinks (move it away and run again)",
+                    cur.display()
+                )))
+            }
+            Ok(_) => return Err(Error::Refused(format!("{} is a file where a directory is needed", cur.display()))),
+            Err(_) => std::fs::create_dir(&cur).ctx(|| format!("creating {}", cur.display()))?,
+        }
+    }
+    Ok(())
+}
+
+fn temp_path(home: &Path, rel: &str) -> std::path::PathBuf {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    let parent = parent_of(rel);
+    let dir = if parent.is_empty() {
+        home.to_path_buf()
+    } else {
+        home.join(parent)
+    };
+    dir.join(format!(".{name}{TEMP_INFIX}{}", std::process::id()))
+}
+
+/// Write one entry's bytes to a new temp file; returns the session's line count.
+fn write_temp(src: &crate::store::ObjectStore, tmp: &Path, e: &Entry) -> Result<u64> {
+    let _ = std::fs::remove_file(tmp);
+    if e.kind == EntryKind::Symlink {
+        let target = std::ffi::OsStr::from_encoded_bytes_unchecked_safe(&e.target);
+        std::os::unix::fs::symlink(target, tmp)
+            .ctx(|| format!("creating symlink {}", tmp.display()))?;
+        return Ok(0);
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(if e.exec { 0o777 } else { 0o666 })
+        .open(tmp)
+        .ctx(|| format!("creating {}", tmp.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut lines = 0;
+    if e.kind == EntryKind::Session {
+        let id =
+            e.id.ok_or_else(|| Error::Other("session entry without id".into()))?;
+        let s: Session = decode(id, &src.get(id, Kind::Session)?)?;
+        lines = s.count;
+    }
+    src.write_entry(e, &mut w)?;
+    w.flush().ctx(|| format!("writing {}", tmp.display()))?;
+    Ok(lines)
+}
+
+/// Helper trait: OsStr from raw bytes on Unix.
+trait FromBytes {
+    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr;
+}
+impl FromBytes for std::ffi::OsStr {
+    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::OsStr::from_bytes(b)
+    }
+}
+
+/// Apply a plan's changes to `home`. Returns the written paths with their line counts.
+fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Result<Vec<(String, u64)>> {
+    // Files changed since the safety scan would lose what changed: stop before touching anything.
+    for c in &plan.changes {
+        if c.change == ChangeKind::Added {
+            continue;
+        }
+        if let (Some(row), Ok(m)) = (
+            plan.guard.get(&c.path),
+            std::fs::symlink_metadata(home.join(&c.path)),
+        ) {
+            if stat_changed(row, &m) {
+                return Err(Error::Refused(format!(
+                    "{} changed while sage was preparing the checkout; nothing was changed: run the command again",
+                    c.path
+                )));
+            }
+        }
+    }
+    let _ = &plan.current_flat;
+    // 1. Remove what the target lacks (files, symlinks, empty directories).
+    let target_dirs: BTreeSet<&str> = plan
+        .target_flat
+        .iter()
+        .flat_map(|(p, e)| {
+            let mut v = Vec::new();
+            if e.kind == EntryKind::Dir {
+                v.push(p.as_str());
+            }
+            let mut q = parent_of(p);
+            while !q.is_empty() {
+                v.push(q);
+                q = parent_of(q);
+            }
+            v
+        })
+        .collect();
+    let mut removed_parents = BTreeSet::new();
+    for c in &plan.changes {
+        let old_kind = plan.current_flat.get(&c.path).map(|e| e.kind);
+        let new_kind = plan.target_flat.get(&c.path).map(|e| e.kind);
+        let kind_changes = c.change == ChangeKind::Modified
+            && (old_kind == Some(EntryKind::Dir)) != (new_kind == Some(EntryKind::Dir));
+        if c.change != ChangeKind::Removed && !kind_changes {
+            continue;
+        }
+        let abs = home.join(&c.path);
+        let r = if old_kind == Some(EntryKind::Dir) {
+            std::fs::remove_dir(&abs)
+        } else {
+            std::fs::remove_file(&abs)
+        };
+        match r {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("removing {}", abs.display()), e)),
+        }
+        let mut q = parent_of(&c.path);
+        while !q.is_empty() {
+            removed_parents.insert(q.to_string());
+            q = parent_of(q);
+        }
+    }
+    // Deepest first: remove directories the target does not have, if they are now empty.
+    let mut parents: Vec<String> = removed_parents
+        .into_iter()
+        .filter(|d| !target_dirs.contains(d.as_str()))
+        .collect();
+    parents.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for d in parents {
+        let _ = std::fs::remove_dir(home.join(&d)); // not empty: it holds files sage does not store
+    }
+    // 2. Write temps (in parallel), sync once, rename.
+    let writes: Vec<(&String, &Entry)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.change != ChangeKind::Removed)
+        .filter_map(|c| plan.target_flat.get_key_value(&c.path))
+        .collect();
+    for (p, e) in &writes {
+        ensure_parent(home, p)?;
+        if e.kind == EntryKind::Dir {
+            let abs = home.join(p);
+            match std::fs::symlink_metadata(&abs) {
+                Ok(m) if m.is_dir() => {}
+                _ => std::fs::create_dir(&abs).ctx(|| format!("creating {}", abs.display()))?,
+            }
+        }
+    }
+    let objects = &repo.objects;
+    let files: Vec<&(&String, &Entry)> = writes
+        .iter()
+        .filter(|(_, e)| e.kind != EntryKind::Dir)
+        .collect();
+    let done: Vec<Result<(String, u64)>> = files
+        .par_iter()
+        .map(|(p, e)| {
+            let tmp = temp_path(home, p);
+            let lines = write_temp(objects, &tmp, e)?;
+            Ok(((*p).clone(), lines))
+        })
+        .collect();
+    let mut written = Vec::with_capacity(done.len());
+    for d in done {
+        match d {
+            Ok(x) => written.push(x),
+            Err(e) => {
+                for (p, _) in &files {
+                    let _ = std::fs::remove_file(temp_path(home, p));
+                }
+                return Err(e);
+            }
+        }
+    }
+    if !written.is_empty() {
+        crate::fsutil::syncfs(home)?;
+    }
+    crate::failpoint::hit("checkout-before-rename");
+    let mut dirs = BTreeSet::new();
+    for (i, (p, _)) in written.iter().enumerate() {
+        let abs = home.join(p);
+        if let Ok(m) = std::fs::symlink_metadata(&abs) {
+            if m.is_dir() {
+                std::fs::remove_dir(&abs).ctx(|| {
+                    format!(
+                        "replacing directory {} (it holds files sage does not store)",
+                        abs.display()
+                    )
+                })?;
+            }
+        }
+        std::fs::rename(temp_path(home, p), &abs)
+            .ctx(|| format!("renaming into {}", abs.display()))?;
+        dirs.insert(parent_of(p).to_string());
+        if i == 0 {
+            crate::failpoint::hit("checkout-mid-rename");
+        }
+    }
+    for d in dirs {
+        crate::fsutil::fsync_dir(&if d.is_empty() {
+            home.to_path_buf()
+        } else {
+            home.join(d)
+        })?;
+    }
+    Ok(written)
+}

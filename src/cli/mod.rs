@@ -1,0 +1,227 @@
+//! Command-line interface: argument parsing (clap) and rendering. Every command calls the
+//! library and prints its result as text or, with `--json`, as JSON.
+
+mod history;
+mod maint;
+mod rollback;
+mod snapshot_cmds;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use sage::Repo;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "sage", version, about = "Keeps Claude Code conversation history safe: content-addressed snapshots of ~/.claude", long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 the operation found a problem or failed, 2 usage error."
+)]
+pub struct Cli {
+    /// The Claude Code home (default: $CLAUDE_CONFIG_DIR, else ~/.claude)
+    #[arg(long, global = true, env = "CLAUDE_CONFIG_DIR")]
+    home: Option<PathBuf>,
+    /// The store (default: $XDG_DATA_HOME/sage/homes/<hash of the home>)
+    #[arg(long, global = true, env = "SAGE_STORE")]
+    store: Option<PathBuf>,
+    /// Print JSON instead of text
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print less
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create the store for this home (idempotent)
+    Init {
+        /// Accept a directory that does not look like a Claude Code home
+        #[arg(long)]
+        any_dir: bool,
+    },
+    /// Snapshot the whole home
+    Commit {
+        #[arg(short, long, default_value = "")]
+        message: String,
+        /// Snapshot kind: manual, auto, scheduled
+        #[arg(long, default_value = "manual")]
+        kind: String,
+    },
+    /// Sessions added, grown, rewritten or vanished since HEAD
+    Status,
+    /// Snapshots, newest first
+    Log {
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(short = 'n', long)]
+        limit: Option<usize>,
+    },
+    /// One snapshot: parents, kind, host, what it changed
+    Show { snapshot: String },
+    /// The raw bytes of one file as it was: SNAPSHOT:PATH
+    Cat { spec: String },
+    /// Messages gained (and lost) between two snapshots, or a snapshot and the home
+    Diff {
+        a: Option<String>,
+        b: Option<String>,
+        /// Only these paths
+        #[arg(last = true)]
+        paths: Vec<String>,
+    },
+    /// Roll the home (or only some paths) back to a snapshot
+    Checkout {
+        snapshot: String,
+        #[arg(last = true)]
+        paths: Vec<String>,
+        /// Show the plan only
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm a destructive checkout without a TTY
+        #[arg(long)]
+        i_understand_data_loss_risk: bool,
+    },
+    /// Revert the last operation (again to go further back)
+    Undo {
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        i_understand_data_loss_risk: bool,
+    },
+    /// Check the store's integrity
+    Verify {
+        /// Re-hash every object
+        #[arg(long)]
+        read_data: bool,
+        /// Rebuild what can be rebuilt (database, index, damaged packs)
+        #[arg(long)]
+        repair: bool,
+    },
+    /// The home, the store, its id, format version and sizes
+    Info,
+    /// The operation log
+    Ops {
+        #[arg(short = 'n', long)]
+        limit: Option<usize>,
+    },
+    /// Developer tools (test homes for benchmarks)
+    #[command(hide = true)]
+    Dev {
+        #[command(subcommand)]
+        cmd: maint::DevCmd,
+    },
+}
+
+/// Output settings shared by the commands.
+pub struct Ctx {
+    pub home: PathBuf,
+    pub store: Option<PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Ctx {
+    pub fn open(&self) -> Result<Repo> {
+        Ok(Repo::open(&self.home, self.store.as_deref())?)
+    }
+
+    pub fn print_json<T: serde::Serialize>(&self, v: &T) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, v)?;
+        writeln!(out)?;
+        Ok(())
+    }
+
+    /// A progress bar on a TTY (stderr), nothing on a pipe or with -q.
+    pub fn progress(&self, what: &str) -> Option<indicatif::ProgressBar> {
+        if self.quiet || self.json || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        pb.set_message(what.to_string());
+        Some(pb)
+    }
+}
+
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+        .join(".claude")
+}
+
+pub fn run() -> Result<i32> {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return Ok(code);
+        }
+    };
+    let ctx = Ctx {
+        home: cli
+            .home
+            .clone()
+            .filter(|h| !h.as_os_str().is_empty())
+            .unwrap_or_else(default_home),
+        store: cli.store.clone(),
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    match cli.cmd {
+        Cmd::Init { any_dir } => snapshot_cmds::init(&ctx, any_dir),
+        Cmd::Commit { message, kind } => snapshot_cmds::commit(&ctx, &message, &kind),
+        Cmd::Status => snapshot_cmds::status(&ctx),
+        Cmd::Log { kind, host, limit } => history::log(&ctx, kind, host, limit),
+        Cmd::Show { snapshot } => history::show(&ctx, &snapshot),
+        Cmd::Cat { spec } => history::cat(&ctx, &spec),
+        Cmd::Diff { a, b, paths } => history::diff(&ctx, a, b, &paths),
+        Cmd::Checkout {
+            snapshot,
+            paths,
+            dry_run,
+            i_understand_data_loss_risk,
+        } => rollback::checkout(
+            &ctx,
+            &snapshot,
+            &paths,
+            dry_run,
+            i_understand_data_loss_risk,
+        ),
+        Cmd::Undo {
+            dry_run,
+            i_understand_data_loss_risk,
+        } => rollback::undo(&ctx, dry_run, i_understand_data_loss_risk),
+        Cmd::Verify { read_data, repair } => maint::verify(&ctx, read_data, repair),
+        Cmd::Info => maint::info(&ctx),
+        Cmd::Ops { limit } => maint::ops(&ctx, limit),
+        Cmd::Dev { cmd } => maint::dev(&ctx, cmd),
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
