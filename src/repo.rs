@@ -119,7 +119,7 @@ impl Repo {
             )));
         }
         let store_dir = store
-            .map(Path::to_path_buf)
+            .map(canonical_home)
             .unwrap_or_else(|| default_store_for(&home_c));
         if store_dir.starts_with(&home_c) {
             eprintln!(
@@ -154,7 +154,7 @@ impl Repo {
     pub fn open(home: &Path, store: Option<&Path>) -> Result<Repo> {
         let home_c = canonical_home(home);
         let store_dir = store
-            .map(Path::to_path_buf)
+            .map(canonical_home)
             .unwrap_or_else(|| default_store_for(&home_c));
         if !store_dir.join(STORE_MARKER).exists() && !store_dir.join("sage.db").exists() {
             return Err(Error::NoStore { home: home_c });
