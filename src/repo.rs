@@ -331,6 +331,7 @@ impl Repo {
                 host: crate::clock::host(),
                 kind: opts.kind.to_string(),
                 merge: None,
+                pathmap: None,
                 message: opts.message.to_string(),
                 parents: head.into_iter().collect(),
                 root,
