@@ -404,13 +404,19 @@ mod tests {
         let base: Vec<DataRef> = (0..5000).map(line).collect();
         let mut x = base.clone();
         x.insert(10, line(9_999_999));
-        x.remove(4000);
+        x.remove(4001);
         let mut y = base.clone();
         y.remove(4000);
         y.insert(10, line(9_999_999));
         let rx = build_lines(&x, &mut NullSink).unwrap();
         let ry = build_lines(&y, &mut NullSink).unwrap();
+        assert_eq!(x, y);
         assert_eq!(rx, ry);
+        // Built incrementally from a different history, the tree is still the same.
+        let mut z: Vec<DataRef> = (0..4000).map(line).collect();
+        z.insert(10, line(9_999_999));
+        z.extend((4001..5000).map(line));
+        assert_eq!(build_lines(&z, &mut NullSink).unwrap(), rx);
     }
 
     fn entry(name: String) -> Entry {
