@@ -276,7 +276,7 @@ impl Repo {
                     host: crate::clock::host(),
                     kind: "checkout".into(),
                     merge: None,
-                pathmap: None,
+                    pathmap: None,
                     message: plan.description.clone(),
                     parents: head.into_iter().collect(),
                     root: plan.new_root,

@@ -13,6 +13,7 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod id;
 pub mod lock;
+pub mod merge;
 pub mod messages;
 pub mod object;
 pub mod pack;

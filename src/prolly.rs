@@ -72,6 +72,15 @@ impl ObjectSink for MemObjects {
     }
 }
 
+impl ObjectSource for MemObjects {
+    fn get(&self, id: ObjectId, kind: Kind) -> Result<Vec<u8>> {
+        match self.map.get(&id) {
+            Some((k, b)) if *k == kind => Ok(b.clone()),
+            _ => Err(Error::MissingObject { id }),
+        }
+    }
+}
+
 /// Memory first, then another source.
 pub struct Layered<'a> {
     pub mem: &'a MemObjects,

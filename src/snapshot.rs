@@ -21,7 +21,8 @@ pub struct Snapshot {
     /// Project directory map: canonical project name (as in the tree) -> host -> local name.
     /// Absent while every host uses the canonical names (see store-format.md, "Path maps").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pathmap: Option<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>,
+    pub pathmap:
+        Option<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>,
     pub root: ObjectId,
     /// Milliseconds since the Unix epoch.
     pub time: i64,
