@@ -47,7 +47,7 @@ pub struct CheckoutPlan {
     pub safety: Option<ObjectId>,
     /// Objects of a read-only scan (restores into another directory).
     /// Stat rows of the safety scan, to detect files changed meanwhile.
-    guard: HashMap<String, StatRow>,
+    pub(crate) guard: HashMap<String, StatRow>,
     /// Undo: the op undone and the head to restore.
     pub undo: Option<(i64, Option<ObjectId>)>,
     pub description: String,
@@ -522,7 +522,7 @@ impl FromBytes for std::ffi::OsStr {
 }
 
 /// Apply a plan's changes to `home`. Returns the written paths with their line counts.
-fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Result<Vec<(String, u64)>> {
+pub(crate) fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Result<Vec<(String, u64)>> {
     // Files changed since the safety scan would lose what changed: stop before touching anything.
     for c in &plan.changes {
         if c.change == ChangeKind::Added {
@@ -584,6 +584,20 @@ fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Result<Vec<(S
             q = parent_of(q);
         }
     }
+    // Empty directories the target lacks (the diff leaves directories out: they hold no bytes).
+    for (p, e) in &plan.current_flat {
+        if e.kind == EntryKind::Dir
+            && !plan.target_flat.contains_key(p)
+            && !target_dirs.contains(p.as_str())
+        {
+            let _ = std::fs::remove_dir(home.join(p)); // not empty: it holds files sage does not store
+            let mut q = parent_of(p);
+            while !q.is_empty() {
+                removed_parents.insert(q.to_string());
+                q = parent_of(q);
+            }
+        }
+    }
     // Deepest first: remove directories the target does not have, if they are now empty.
     let mut parents: Vec<String> = removed_parents
         .into_iter()
@@ -610,11 +624,34 @@ fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Result<Vec<(S
             }
         }
     }
+    // Empty directories the target has and the home lacks.
+    let mut new_dirs = Vec::new();
+    for (p, e) in &plan.target_flat {
+        if e.kind == EntryKind::Dir && std::fs::symlink_metadata(home.join(p)).is_err() {
+            ensure_parent(home, p)?;
+            let abs = home.join(p);
+            std::fs::create_dir(&abs).ctx(|| format!("creating {}", abs.display()))?;
+            new_dirs.push(parent_of(p).to_string());
+        }
+    }
     let objects = &repo.objects;
-    let files: Vec<&(&String, &Entry)> = writes
-        .iter()
-        .filter(|(_, e)| e.kind != EntryKind::Dir)
-        .collect();
+    // Sessions that only gain lines at their end are appended to in place, whole lines at a
+    // time: a live Claude Code appending to the same file loses nothing.
+    let mut appended = Vec::new();
+    let mut rest = Vec::new();
+    for w in &writes {
+        if w.1.kind == EntryKind::Dir {
+            continue;
+        }
+        match plan.current_flat.get(w.0.as_str()) {
+            Some(cur) if cur.kind == EntryKind::Session && w.1.kind == EntryKind::Session => match append_session(objects, &home.join(w.0), cur, w.1)? {
+                Some(lines) => appended.push(((*w.0).clone(), lines)),
+                None => rest.push(w),
+            },
+            _ => rest.push(w),
+        }
+    }
+    let files: Vec<&(&String, &Entry)> = rest;
     let done: Vec<Result<(String, u64)>> = files
         .par_iter()
         .map(|(p, e)| {
@@ -624,6 +661,7 @@ fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Result<Vec<(S
         })
         .collect();
     let mut written = Vec::with_capacity(done.len());
+    let appended_paths = appended;
     for d in done {
         match d {
             Ok(x) => written.push(x),
@@ -639,7 +677,7 @@ fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Result<Vec<(S
         crate::fsutil::syncfs(home)?;
     }
     crate::failpoint::hit("checkout-before-rename");
-    let mut dirs = BTreeSet::new();
+    let mut dirs: BTreeSet<String> = new_dirs.into_iter().collect();
     for (i, (p, _)) in written.iter().enumerate() {
         let abs = home.join(p);
         if let Ok(m) = std::fs::symlink_metadata(&abs) {
@@ -666,5 +704,45 @@ fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Result<Vec<(S
             home.join(d)
         })?;
     }
+    written.extend(appended_paths);
     Ok(written)
+}
+
+/// Append what `target` adds to `current` when `target` is `current` plus lines at the end and
+/// the file on disk is exactly `current` ending in a newline. Each line goes out in one
+/// `write()` with O_APPEND, so lines a live writer appends meanwhile stay whole. Returns the
+/// target's line count, or `None` when the change is not a pure append (then it is replaced).
+fn append_session(objects: &crate::store::ObjectStore, abs: &Path, current: &Entry, target: &Entry) -> Result<Option<u64>> {
+    let (Some(cid), Some(tid)) = (current.id, target.id) else { return Ok(None) };
+    let cs: Session = decode(cid, &objects.read(cid, Kind::Session)?)?;
+    let ts: Session = decode(tid, &objects.read(tid, Kind::Session)?)?;
+    if cs.tail.is_some() || cs.count == 0 {
+        return Ok(None);
+    }
+    let cl = crate::prolly::read_lines(objects, cs.lines)?;
+    let tl = crate::prolly::read_lines(objects, ts.lines)?;
+    if tl.len() < cl.len() || tl[..cl.len()] != cl[..] {
+        return Ok(None);
+    }
+    let f = match std::fs::OpenOptions::new().read(true).append(true).custom_flags(libc::O_NOFOLLOW).open(abs) {
+        Ok(f) => f,
+        Err(_) => return Ok(None),
+    };
+    let m = f.metadata().ctx(|| format!("reading {}", abs.display()))?;
+    if m.len() != cs.size {
+        return Ok(None);
+    }
+    let mut last = [0u8; 1];
+    use std::os::unix::fs::FileExt;
+    if cs.size > 0 && (f.read_at(&mut last, cs.size - 1).ctx(|| format!("reading {}", abs.display()))? != 1 || last[0] != b'\n') {
+        return Ok(None);
+    }
+    let mut w = &f;
+    for l in tl[cl.len()..].iter().chain(ts.tail.iter()) {
+        let bytes = objects.data_bytes(*l, Kind::Line)?;
+        w.write_all(&bytes).ctx(|| format!("appending to {}", abs.display()))?;
+        crate::failpoint::hit("append-mid-session");
+    }
+    f.sync_data().ctx(|| format!("syncing {}", abs.display()))?;
+    Ok(Some(ts.count))
 }

@@ -20,6 +20,8 @@ pub struct Db {
 pub struct SnapshotRow {
     pub id: ObjectId,
     pub snap: Snapshot,
+    /// The snapshot object's bytes as stored (its id is their hash).
+    pub raw: Vec<u8>,
     pub seq: i64,
     pub stats: Stats,
 }
@@ -70,6 +72,9 @@ CREATE TABLE IF NOT EXISTS oplog (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, kind TEXT NOT NULL, description TEXT NOT NULL,
     head_before BLOB, head_after BLOB, safety BLOB, home_changed INTEGER NOT NULL,
     undoes INTEGER, undone_by INTEGER);
+CREATE TABLE IF NOT EXISTS remotes (name TEXT PRIMARY KEY, url TEXT NOT NULL, bare INTEGER NOT NULL,
+    remote_sage TEXT, trust_config INTEGER NOT NULL, store_id TEXT, last_head BLOB);
+CREATE TABLE IF NOT EXISTS overlay (path TEXT PRIMARY KEY, entry BLOB, reason TEXT NOT NULL, since INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS statcache (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     ctime_ns INTEGER NOT NULL, ino INTEGER NOT NULL, entry BLOB NOT NULL);
 "#;
@@ -185,6 +190,7 @@ impl Db {
         Ok(SnapshotRow {
             id,
             snap: Snapshot::decode(id, &raw)?,
+            raw,
             seq,
             stats,
         })

@@ -18,11 +18,15 @@ pub mod messages;
 pub mod object;
 pub mod pack;
 pub mod prolly;
+pub mod protocol;
 pub mod repo;
 pub mod rules;
 pub mod scan;
+pub mod serve;
 pub mod snapshot;
 pub mod store;
+pub mod sync;
+pub mod transport;
 pub mod tree;
 pub mod verify;
 

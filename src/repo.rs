@@ -323,6 +323,19 @@ impl Repo {
             Some(&mut ins),
             opts.progress,
         )?;
+        let mut out = out;
+        let overlay = crate::sync::overlay::load(&self.db)?;
+        let mut overlay_after = None;
+        if !overlay.is_empty() {
+            let head_flat = match head_root {
+                Some(r) => flatten(&self.objects, r)?,
+                None => FlatTree::new(),
+            };
+            let kept = crate::sync::overlay::fold_scan(&mut out.flat, &head_flat, &overlay);
+            if kept.len() != overlay.len() {
+                overlay_after = Some(kept);
+            }
+        }
         let root = build_tree(&out.flat, &mut ins)?;
         let changed = head_root != Some(root);
         let mut snap_obj = None;
@@ -366,6 +379,9 @@ impl Repo {
         }
         for p in &out.stat_removed {
             tx::delete_stat(&tx, p).map_err(wrap)?;
+        }
+        if let Some(kept) = &overlay_after {
+            crate::sync::overlay::replace_all(&tx, kept).map_err(wrap)?;
         }
         let id = if let Some((snap, obj)) = &snap_obj {
             tx::insert_snapshot(&tx, &obj.id, &obj.bytes, snap, &out.stats).map_err(wrap)?;

@@ -210,7 +210,15 @@ pub fn ops(ctx: &Ctx, limit: Option<usize>) -> Result<i32> {
         .take(limit.unwrap_or(usize::MAX))
         .collect();
     if ctx.json {
-        return ctx.print_json(&ops).map(|_| 0);
+        // Ids as hex (their serde form is raw bytes, for the canonical encodings).
+        let hex = |id: Option<sage::ObjectId>| serde_json::Value::from(id.map(|i| i.to_hex()));
+        let mut v = serde_json::to_value(&ops)?;
+        for (j, op) in ops.iter().enumerate() {
+            v[j]["head_before"] = hex(op.head_before);
+            v[j]["head_after"] = hex(op.head_after);
+            v[j]["safety"] = hex(op.safety);
+        }
+        return ctx.print_json(&v).map(|_| 0);
     }
     let mut o = std::io::stdout().lock();
     for op in ops {

@@ -5,9 +5,11 @@ mod history;
 mod maint;
 mod rollback;
 mod snapshot_cmds;
+mod sync_cmds;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use sage::sync::client::{Direction, SyncOptions};
 use sage::Repo;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -103,6 +105,47 @@ enum Cmd {
     },
     /// The home, the store, its id, format version and sizes
     Info,
+    /// Manage remotes (other homes, or bare backup stores)
+    Remote {
+        #[command(subcommand)]
+        cmd: sync_cmds::RemoteCmd,
+    },
+    /// Send what the remote lacks, merge there, update its home
+    Push {
+        remote: String,
+        #[arg(long)]
+        dry_run: bool,
+        /// Make the remote's home equal to this one (destructive)
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        i_understand_data_loss_risk: bool,
+        /// Accept a remote whose store changed
+        #[arg(long)]
+        init: bool,
+    },
+    /// Fetch what this store lacks, merge here, update this home
+    Pull {
+        remote: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        init: bool,
+    },
+    /// Pull then push: both homes converge
+    Sync {
+        remote: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        init: bool,
+    },
+    /// The remote end of a sync (run by push/pull through ssh)
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        stdio: bool,
+    },
     /// The operation log
     Ops {
         #[arg(short = 'n', long)]
@@ -208,6 +251,17 @@ pub fn run() -> Result<i32> {
         Cmd::Info => maint::info(&ctx),
         Cmd::Ops { limit } => maint::ops(&ctx, limit),
         Cmd::Dev { cmd } => maint::dev(&ctx, cmd),
+        Cmd::Remote { cmd } => sync_cmds::remote_cmd(&ctx, cmd),
+        Cmd::Push {
+            remote,
+            dry_run,
+            force,
+            i_understand_data_loss_risk,
+            init,
+        } => sync_cmds::sync_cmd(&ctx, &remote, Direction::Push, SyncOptions { dry_run, force, init }, i_understand_data_loss_risk),
+        Cmd::Pull { remote, dry_run, init } => sync_cmds::sync_cmd(&ctx, &remote, Direction::Pull, SyncOptions { dry_run, force: false, init }, false),
+        Cmd::Sync { remote, dry_run, init } => sync_cmds::sync_cmd(&ctx, &remote, Direction::Both, SyncOptions { dry_run, force: false, init }, false),
+        Cmd::Serve { stdio } => sync_cmds::serve(stdio),
     }
 }
 

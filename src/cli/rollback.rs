@@ -103,7 +103,11 @@ fn confirm(ctx: &Ctx, plan: &CheckoutPlan, dry_run: bool, flag: bool) -> Result<
 
 fn report(ctx: &Ctx, out: &sage::checkout::CheckoutOutcome) -> Result<()> {
     if ctx.json {
-        return ctx.print_json(out);
+        // Ids as hex (their serde form is raw bytes, for the canonical encodings).
+        let mut v = serde_json::to_value(out)?;
+        v["snapshot"] = out.snapshot.map(|s| s.to_hex()).into();
+        v["safety"] = out.safety.map(|s| s.to_hex()).into();
+        return ctx.print_json(&v);
     }
     if !ctx.quiet {
         println!("wrote {} files, removed {}", out.written, out.removed);

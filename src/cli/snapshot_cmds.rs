@@ -58,13 +58,25 @@ pub fn commit(ctx: &Ctx, message: &str, kind: &str) -> Result<i32> {
         pb.finish_and_clear();
     }
     if ctx.json {
-        ctx.print_json(&out)?;
+        // Ids as hex (their serde form is raw bytes, for the canonical encodings).
+        let mut v = serde_json::to_value(&out)?;
+        v["id"] = out.id.to_hex().into();
+        ctx.print_json(&v)?;
         return Ok(0);
     }
     let mut o = std::io::stdout().lock();
+    let unusual: Vec<_> = out
+        .skipped
+        .iter()
+        .filter(|s| s.reason.contains("UTF-8") || s.reason.contains("not a regular"))
+        .collect();
     if !out.created {
         if !ctx.quiet {
             writeln!(o, "nothing changed since {}", out.id.short())?;
+        }
+        // A skipped file is never skipped silently, even when the snapshot is unchanged.
+        for s in &unusual {
+            writeln!(o, "  skipped {}: {}", s.path, s.reason)?;
         }
         return Ok(0);
     }
@@ -87,11 +99,6 @@ pub fn commit(ctx: &Ctx, message: &str, kind: &str) -> Result<i32> {
             human_bytes(out.new_bytes),
             human_bytes(out.pack_bytes)
         )?;
-        let unusual: Vec<_> = out
-            .skipped
-            .iter()
-            .filter(|s| s.reason.contains("UTF-8") || s.reason.contains("not a regular"))
-            .collect();
         for s in unusual {
             writeln!(o, "  skipped {}: {}", s.path, s.reason)?;
         }

@@ -1,0 +1,333 @@
+//! Merging another head into this store and applying the result to the home: the receiving
+//! side of every sync (this machine on pull, the remote on push).
+
+use super::graph::Graph;
+use super::overlay::{self, OverlayRow};
+use crate::checkout::{apply_changes, CheckoutPlan};
+use crate::db::tx;
+use crate::diff::{diff_trees, ChangeKind};
+use crate::error::{Error, Result};
+use crate::id::{Kind, ObjectId};
+use crate::merge::{is_conversation_data, merge_trees, MergeOptions, MergeReport, Side, MERGE_VERSION};
+use crate::object::{Entry, EntryKind};
+use crate::repo::Repo;
+use crate::snapshot::{Snapshot, SNAPSHOT_VERSION};
+use crate::store::Inserter;
+use crate::tree::{build_tree, flatten, lookup_path, FlatTree};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct MergeOutcome {
+    pub before: Option<ObjectId>,
+    pub head: Option<ObjectId>,
+    /// A merge snapshot was recorded (else: nothing to do, or a fast-forward).
+    pub merge_snapshot: bool,
+    pub fast_forward: bool,
+    pub report: MergeReport,
+    pub held_back: Vec<String>,
+    pub deferred: Vec<String>,
+    pub written: usize,
+    pub sessions_extended: usize,
+}
+
+impl MergeOutcome {
+    pub fn summary(&self) -> String {
+        let mut s = match (self.merge_snapshot, self.fast_forward) {
+            (true, _) => format!("merged into {}", self.head.map(|h| h.short()).unwrap_or_default()),
+            (_, true) => format!("fast-forwarded to {}", self.head.map(|h| h.short()).unwrap_or_default()),
+            _ => "already up to date".to_string(),
+        };
+        s.push_str(&format!(
+            "; {} sessions merged, {} files written, {} conflicts",
+            self.report.sessions_merged.len(),
+            self.written,
+            self.report.conflicts.len()
+        ));
+        if !self.held_back.is_empty() {
+            s.push_str(&format!(", {} config paths held back", self.held_back.len()));
+        }
+        if !self.deferred.is_empty() {
+            s.push_str(&format!(", {} live sessions deferred to the next sync", self.deferred.len()));
+        }
+        s
+    }
+}
+
+/// Options of one merge into a home.
+pub struct MergeInto<'a> {
+    pub theirs: ObjectId,
+    pub their_store: &'a str,
+    /// Apply configuration (not just conversation data) from the other side.
+    pub trust_config: bool,
+    pub dry_run: bool,
+    /// Make the home equal to `theirs` (push --force): destructive, confirmed by the caller.
+    pub force: bool,
+}
+
+fn flat(repo: &Repo, id: ObjectId) -> Result<FlatTree> {
+    flatten(&repo.objects, repo.snapshot(&id)?.snap.root)
+}
+
+/// The time of the earliest snapshot among `head`'s ancestors whose tree holds `e` at `path`.
+fn first_seen(repo: &Repo, g: &Graph, head: ObjectId, path: &str, e: &Entry) -> i64 {
+    let mut anc: Vec<ObjectId> = g.ancestors(head).into_iter().collect();
+    anc.sort_by_key(|a| (g.time.get(a).copied().unwrap_or(0), *a));
+    for a in anc {
+        let Ok(row) = repo.snapshot(&a) else { continue };
+        if let Ok(Some(x)) = lookup_path(&repo.objects, row.snap.root, path) {
+            if x.same_content(e) {
+                return row.snap.time;
+            }
+        }
+    }
+    i64::MAX
+}
+
+/// The merge base tree: one base, none (homes that never synced), or several (criss-cross:
+/// merged first, recursively, as git's recursive strategy does).
+fn base_tree(repo: &Repo, g: &Graph, ins: &mut Inserter, bases: &[ObjectId], depth: u32) -> Result<Option<FlatTree>> {
+    match bases {
+        [] => Ok(None),
+        [b] => Ok(Some(flat(repo, *b)?)),
+        [first, rest @ ..] => {
+            let mut acc = flat(repo, *first)?;
+            let mut acc_id = *first;
+            for b in rest {
+                let inner = if depth < 4 { g.merge_bases(acc_id, *b) } else { vec![] };
+                let inner_base = base_tree(repo, g, ins, &inner, depth + 1)?;
+                let bt = flat(repo, *b)?;
+                let newer = |_: &str, x: &Entry, y: &Entry| x.id.cmp(&y.id);
+                let (m, _) = merge_trees(
+                    &repo.objects,
+                    ins,
+                    &Side { tree: &acc, store_id: "base-a" },
+                    &Side { tree: &bt, store_id: "base-b" },
+                    &MergeOptions {
+                        base: inner_base.as_ref(),
+                        newer: &newer,
+                    },
+                )?;
+                acc = m;
+                acc_id = (*b).min(acc_id);
+            }
+            Ok(Some(acc))
+        }
+    }
+}
+
+impl Repo {
+    /// Merge `opts.theirs` (whose objects and snapshot row are in this store) into HEAD and
+    /// apply the result to the home. The caller holds the lock and has committed the home.
+    pub fn merge_into_home(&mut self, opts: &MergeInto) -> Result<MergeOutcome> {
+        let ours = self.head()?;
+        let mut out = MergeOutcome {
+            before: ours,
+            head: ours,
+            ..Default::default()
+        };
+        if ours == Some(opts.theirs) {
+            return Ok(out);
+        }
+        let g = Graph::load(&self.db)?;
+        if !g.contains(&opts.theirs) {
+            return Err(Error::Other(format!("snapshot {} is not in this store: the transfer did not complete; run the sync again", opts.theirs)));
+        }
+        let store_id = self.store_id()?;
+        let theirs_flat = flat(self, opts.theirs)?;
+        let ours_flat = match ours {
+            Some(o) => flat(self, o)?,
+            None => FlatTree::new(),
+        };
+        let old_overlay = overlay::load(&self.db)?;
+        let home_now = overlay::home_view(&ours_flat, &old_overlay);
+        let mut ins = Inserter::new(&self.objects);
+        let (merged, new_head, merge_snap) = if opts.force {
+            // The other side's tree, recorded on top of our history (nothing is rewritten).
+            (theirs_flat.clone(), None, true)
+        } else {
+            let bases = match ours {
+                Some(o) => g.merge_bases(o, opts.theirs),
+                None => vec![],
+            };
+            let base = base_tree(self, &g, &mut ins, &bases, 0)?;
+            let newer = |path: &str, x: &Entry, y: &Entry| -> Ordering {
+                let tx = ours.map(|o| first_seen(self, &g, o, path, x).min(first_seen(self, &g, opts.theirs, path, x))).unwrap_or(i64::MAX);
+                let ty = ours.map(|o| first_seen(self, &g, o, path, y).min(first_seen(self, &g, opts.theirs, path, y))).unwrap_or(i64::MAX);
+                // Earlier first-seen is older; a version never seen counts as oldest.
+                let tx = if tx == i64::MAX { i64::MIN } else { tx };
+                let ty = if ty == i64::MAX { i64::MIN } else { ty };
+                tx.cmp(&ty)
+            };
+            let (ida, idb) = (ours.unwrap_or_default(), opts.theirs);
+            // Sides in id order, so that both peers compute the same thing.
+            let (sa, sb) = if ida <= idb {
+                (Side { tree: &ours_flat, store_id: &store_id }, Side { tree: &theirs_flat, store_id: opts.their_store })
+            } else {
+                (Side { tree: &theirs_flat, store_id: opts.their_store }, Side { tree: &ours_flat, store_id: &store_id })
+            };
+            let (m, report) = merge_trees(
+                &self.objects,
+                &mut ins,
+                &sa,
+                &sb,
+                &MergeOptions {
+                    // No common ancestor: sessions take their common prefix as the base.
+                    base: base.as_ref(),
+                    newer: &newer,
+                },
+            )?;
+            out.report = report;
+            let root = build_tree(&m, &mut ins)?;
+            let theirs_root = self.snapshot(&opts.theirs)?.snap.root;
+            let ours_root = ours.map(|o| self.snapshot(&o)).transpose()?.map(|r| r.snap.root);
+            if ours.is_none() || (g.is_ancestor(ours.unwrap_or_default(), opts.theirs) && root == theirs_root) {
+                out.fast_forward = true;
+                (m, Some(opts.theirs), false)
+            } else if ours.is_some_and(|o| g.is_ancestor(opts.theirs, o)) && Some(root) == ours_root {
+                (m, ours, false)
+            } else {
+                (m, None, true)
+            }
+        };
+        let mut snap_obj = None;
+        if merge_snap {
+            let root = build_tree(&merged, &mut ins)?;
+            let mut parents: Vec<ObjectId> = ours.into_iter().chain([opts.theirs]).collect();
+            parents.sort();
+            let time = parents.iter().filter_map(|p| g.time.get(p)).copied().max().unwrap_or(0);
+            let snap = if opts.force {
+                Snapshot {
+                    host: crate::clock::host(),
+                    kind: "checkout".into(),
+                    merge: None,
+                    message: format!("push --force of {}", opts.theirs.short()),
+                    parents: ours.into_iter().collect(),
+                    pathmap: None,
+                    root,
+                    time: crate::clock::now_ms(),
+                    v: SNAPSHOT_VERSION,
+                }
+            } else {
+                Snapshot {
+                    host: String::new(),
+                    kind: "merge".into(),
+                    merge: Some(MERGE_VERSION),
+                    message: "merge".into(),
+                    parents,
+                    pathmap: None,
+                    root,
+                    time,
+                    v: SNAPSHOT_VERSION,
+                }
+            };
+            let obj = snap.to_object();
+            ins.insert(Kind::Snapshot, obj.id, &obj.bytes)?;
+            out.head = Some(obj.id);
+            out.merge_snapshot = true;
+            snap_obj = Some((snap, obj));
+        } else {
+            out.head = new_head;
+        }
+        if opts.dry_run {
+            return Ok(out);
+        }
+        let pack = ins.finish()?;
+        let now = crate::clock::now_ms();
+        if let Some((name, entries)) = &pack {
+            self.objects.add_pack(name)?;
+            let size = self.objects.packs().last().map(|p| p.size()).unwrap_or(0);
+            let path = self.db_path();
+            let t = self.db.transaction()?;
+            tx::insert_pack(&t, name, size, entries.len() as u64, now).map_err(|e| Error::Db { path: path.clone(), source: e })?;
+            t.commit().map_err(|e| Error::Db { path, source: e })?;
+        }
+        // What the home gets: the merged tree, except where it keeps its own version.
+        let mut target = merged.clone();
+        let mut new_overlay: BTreeMap<String, OverlayRow> = BTreeMap::new();
+        let keep_home = |path: &str, reason: &str, target: &mut FlatTree, ov: &mut BTreeMap<String, OverlayRow>| {
+            let mine = home_now.get(path).cloned();
+            match &mine {
+                Some(e) => {
+                    target.insert(path.to_string(), e.clone());
+                }
+                None => {
+                    target.remove(path);
+                }
+            }
+            ov.insert(
+                path.to_string(),
+                OverlayRow {
+                    path: path.to_string(),
+                    entry: mine,
+                    reason: reason.to_string(),
+                    since: now,
+                },
+            );
+        };
+        for (p, e) in &merged {
+            if e.kind == EntryKind::Conflict {
+                keep_home(p, "conflict", &mut target, &mut new_overlay);
+            } else if !opts.trust_config && !opts.force && !is_conversation_data(p) && home_now.get(p).is_none_or(|h| !h.same_content(e)) {
+                keep_home(p, "held back: configuration from an untrusted remote", &mut target, &mut new_overlay);
+                out.held_back.push(p.clone());
+            }
+        }
+        // Earlier overlay rows still in force (the merged tree still differs there).
+        for (p, r) in &old_overlay {
+            if !new_overlay.contains_key(p) && merged.get(p).is_some_and(|e| e.kind == EntryKind::Conflict) {
+                new_overlay.insert(p.clone(), r.clone());
+            }
+        }
+        let changes = diff_trees(&self.objects, &home_now, &self.objects, &target, None)?;
+        // A sync never drops data from a home unless forced.
+        if !opts.force {
+            if let Some(c) = changes.iter().find(|c| c.change == ChangeKind::Removed || (c.is_session && c.lost_count > 0)) {
+                return Err(Error::Other(format!("internal error: the merge would drop data from {}; nothing was changed", c.path)));
+            }
+        }
+        out.sessions_extended = changes.iter().filter(|c| c.is_session && c.change == ChangeKind::Modified).count();
+        let guard = self.db.stat_rows()?;
+        let plan = CheckoutPlan {
+            home: self.home.clone(),
+            target: out.head,
+            target_flat: target.clone(),
+            new_root: ObjectId::default(),
+            current_flat: home_now.clone(),
+            impact: Default::default(),
+            changes,
+            safety: ours,
+            guard,
+            undo: None,
+            description: format!("sync with {}", opts.their_store),
+        };
+        let written = if self.own_home { apply_changes(self, &self.home.clone(), &plan)? } else { vec![] };
+        out.written = written.len();
+        crate::failpoint::hit("merge-after-apply");
+        let mut stat_rows = Vec::new();
+        for (path, lines) in &written {
+            if let (Ok(m), Some(e)) = (std::fs::symlink_metadata(self.home.join(path)), target.get(path)) {
+                stat_rows.push((path.clone(), crate::scan::stat_row(&m, e, *lines, now)));
+            }
+        }
+        let stats = match &snap_obj {
+            Some(_) => crate::tree::stats_of(&self.objects, &merged)?,
+            None => Default::default(),
+        };
+        let path = self.db_path();
+        let wrap = |e| Error::Db { path: path.clone(), source: e };
+        let t = self.db.transaction()?;
+        if let Some((snap, obj)) = &snap_obj {
+            tx::insert_snapshot(&t, &obj.id, &obj.bytes, snap, &stats).map_err(wrap)?;
+        }
+        tx::set_ref(&t, "HEAD", out.head.as_ref()).map_err(wrap)?;
+        for (p, row) in &stat_rows {
+            tx::put_stat(&t, p, row).map_err(wrap)?;
+        }
+        overlay::replace_all(&t, &new_overlay).map_err(wrap)?;
+        let kind = if opts.force { "force" } else { "sync" };
+        tx::record_op(&t, now, kind, &format!("{kind}: merge {} from store {}", opts.theirs.short(), opts.their_store), ours.as_ref(), out.head.as_ref(), ours.as_ref(), out.written > 0, None).map_err(wrap)?;
+        t.commit().map_err(wrap)?;
+        Ok(out)
+    }
+}

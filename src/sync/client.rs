@@ -1,0 +1,340 @@
+//! The client side of push, pull and sync. Both sides commit their homes first; the graphs
+//! are exchanged; the sender computes what the receiver lacks; the receiver verifies and
+//! stores it, merges and applies.
+
+use super::apply::{MergeInto, MergeOutcome};
+use super::graph::{topo, Graph};
+use super::objects::{objects_to_send, receive_pack, send_packs, snapshot_infos, store_snapshots};
+use super::remote::{self, Remote};
+use crate::error::{Error, Result};
+use crate::id::{Kind, ObjectId};
+use crate::protocol::{expect, Msg, SnapshotInfo, PROTO_MAX, PROTO_MIN};
+use crate::repo::{CommitOptions, Repo};
+use crate::snapshot::Snapshot;
+use crate::transport::Transport;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Clone, Copy, Default)]
+pub struct SyncOptions {
+    pub dry_run: bool,
+    pub force: bool,
+    /// Accept a remote whose store id changed or whose home lost its marker.
+    pub init: bool,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct SyncReport {
+    pub remote: String,
+    pub remote_store: String,
+    pub remote_created: bool,
+    pub pull: Option<MergeOutcome>,
+    pub push: Option<String>,
+    pub remote_head: Option<String>,
+    pub snapshots_sent: usize,
+    pub snapshots_received: usize,
+    pub objects_sent: usize,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub dry_run: bool,
+}
+
+struct Session {
+    t: Transport,
+    store_id: String,
+    bare: bool,
+}
+
+fn open(repo: &Repo, r: &Remote, create: bool, opts: &SyncOptions, report: &mut SyncReport) -> Result<Session> {
+    let (mut t, path) = Transport::connect(r)?;
+    let hello = Msg::Hello {
+        proto_min: PROTO_MIN,
+        proto_max: PROTO_MAX,
+        version: env!("CARGO_PKG_VERSION").into(),
+        path,
+        bare: r.bare,
+        create: create && !opts.dry_run,
+    };
+    if let Err(e) = t.conn.send(&hello) {
+        return Err(t.explain(e));
+    }
+    let welcome = match t.conn.recv() {
+        Ok(m) => m,
+        Err(e) => return Err(t.explain(e)),
+    };
+    let (store_id, created, bare, marker, home_exists) = expect(welcome, "Welcome", |m| match m {
+        Msg::Welcome {
+            store_id,
+            created,
+            bare,
+            home_marker,
+            home_exists,
+            ..
+        } => Some((store_id, created, bare, home_marker, home_exists)),
+        _ => None,
+    })?;
+    if let Some(known) = &r.store_id {
+        if *known != store_id && !opts.init {
+            return Err(Error::Refused(format!(
+                "remote {} now has store {store_id}, but sage knew it as store {known}: the remote's store was replaced or this is another machine\n  fix: check the remote; if it is right, run again with --init to accept the new store",
+                r.name
+            )));
+        }
+        if !bare && home_exists && marker.is_none() && !opts.init {
+            return Err(Error::Refused(format!(
+                "the home on {} has no sage marker although sage synced with it before (an unmounted disk? a recycled host?)\n  fix: check the remote; if it is right, run again with --init",
+                r.name
+            )));
+        }
+    }
+    if r.store_id.as_deref() != Some(&store_id) && !opts.dry_run {
+        remote::set_store_id(&repo.db, &r.name, &store_id)?;
+    }
+    report.remote = r.name.clone();
+    report.remote_store = store_id.clone();
+    report.remote_created = created;
+    let _ = repo;
+    Ok(Session { t, store_id, bare })
+}
+
+struct RemoteGraph {
+    head: Option<ObjectId>,
+    refs: Vec<(String, ObjectId)>,
+    snaps: HashMap<ObjectId, Snapshot>,
+}
+
+fn graph(s: &mut Session) -> Result<RemoteGraph> {
+    s.t.conn.send(&Msg::Graph)?;
+    let (head, refs, snapshots) = expect(s.t.conn.recv()?, "GraphReply", |m| match m {
+        Msg::GraphReply { head, refs, snapshots } => Some((head, refs, snapshots)),
+        _ => None,
+    })?;
+    let mut snaps = HashMap::new();
+    for SnapshotInfo { id, raw } in snapshots {
+        if ObjectId::hash(Kind::Snapshot, &raw) != id {
+            return Err(Error::Other(format!("the remote sent snapshot {id} whose bytes do not match its id")));
+        }
+        snaps.insert(id, Snapshot::decode(id, &raw)?);
+    }
+    Ok(RemoteGraph { head, refs, snaps })
+}
+
+fn commit_local(repo: &mut Repo, why: &str) -> Result<()> {
+    if repo.own_home {
+        repo.commit(&CommitOptions {
+            kind: "auto",
+            message: why,
+            progress: &|_, _| {},
+        })?;
+    }
+    Ok(())
+}
+
+fn remote_commit(s: &mut Session, why: &str) -> Result<()> {
+    if s.bare {
+        return Ok(());
+    }
+    s.t.conn.send(&Msg::Commit { message: why.into() })?;
+    expect(s.t.conn.recv()?, "Committed", |m| match m {
+        Msg::Committed { head } => Some(head),
+        _ => None,
+    })?;
+    Ok(())
+}
+
+fn do_pull(repo: &mut Repo, r: &Remote, s: &mut Session, opts: &SyncOptions, report: &mut SyncReport) -> Result<()> {
+    let rg = graph(s)?;
+    let local = Graph::load(&repo.db)?;
+    let heads: Vec<(ObjectId, String)> = if s.bare {
+        rg.refs
+            .iter()
+            .filter_map(|(n, id)| n.strip_prefix("stores/").map(|st| (*id, st.to_string())))
+            .collect()
+    } else {
+        rg.head.map(|h| (h, s.store_id.clone())).into_iter().collect()
+    };
+    // Snapshots reachable from the remote heads that this store lacks, parents first.
+    let mut need = HashSet::new();
+    let mut stack: Vec<ObjectId> = heads.iter().map(|h| h.0).collect();
+    while let Some(x) = stack.pop() {
+        if local.contains(&x) || !need.insert(x) {
+            continue;
+        }
+        let snap = rg.snaps.get(&x).ok_or_else(|| Error::Other(format!("the remote names snapshot {x} but did not send it")))?;
+        stack.extend(snap.parents.iter().copied());
+    }
+    let parents: HashMap<ObjectId, Vec<ObjectId>> = rg.snaps.iter().map(|(i, s)| (*i, s.parents.clone())).collect();
+    let times: HashMap<ObjectId, i64> = rg.snaps.iter().map(|(i, s)| (*i, s.time)).collect();
+    let wants = topo(&need, &parents, &times);
+    let haves: Vec<ObjectId> = rg.snaps.keys().filter(|id| local.contains(id)).copied().collect();
+    report.snapshots_received = wants.len();
+    if opts.dry_run {
+        return Ok(());
+    }
+    if !wants.is_empty() {
+        s.t.conn.send(&Msg::Fetch { wants: wants.clone(), haves })?;
+        loop {
+            match s.t.conn.recv()? {
+                Msg::PackStart { bytes, .. } => {
+                    let name = receive_pack(repo, &mut s.t.conn, bytes)?;
+                    s.t.conn.send(&Msg::PackStored { name })?;
+                }
+                Msg::FetchDone { snaps } => {
+                    let want_set: HashSet<ObjectId> = wants.iter().copied().collect();
+                    if snaps.iter().any(|x| !want_set.contains(&x.id)) {
+                        return Err(Error::Other("the remote sent snapshots that were not asked for".into()));
+                    }
+                    store_snapshots(repo, &snaps)?;
+                    break;
+                }
+                other => return Err(Error::Other(format!("protocol error: unexpected {:?} during fetch", std::mem::discriminant(&other)))),
+            }
+        }
+    }
+    let mut last = None;
+    for (head, store) in heads {
+        if store == repo.store_id()? && s.bare {
+            continue;
+        }
+        let out = repo.merge_into_home(&MergeInto {
+            theirs: head,
+            their_store: &store,
+            trust_config: r.trust_config,
+            dry_run: false,
+            force: false,
+        })?;
+        last = Some(out);
+    }
+    report.pull = last;
+    Ok(())
+}
+
+fn do_push(repo: &mut Repo, s: &mut Session, opts: &SyncOptions, report: &mut SyncReport) -> Result<()> {
+    let Some(head) = repo.head()? else {
+        return Err(Error::Refused("nothing to push: this store has no snapshot yet (`sage commit` first)".into()));
+    };
+    let rg = graph(s)?;
+    let local = Graph::load(&repo.db)?;
+    let wants = local.missing_from(&[head], &|x| rg.snaps.contains_key(x));
+    let haves: Vec<ObjectId> = rg.snaps.keys().filter(|id| local.contains(id)).copied().collect();
+    let mut objects = objects_to_send(repo, &wants, &haves)?;
+    if haves.is_empty() && !objects.is_empty() && !rg.snaps.is_empty() || (haves.is_empty() && !opts.dry_run && !objects.is_empty()) {
+        // No snapshot in common: the remote may still hold many objects (an interrupted
+        // first push, a home copied by hand): ask, in batches.
+        let mut keep = Vec::with_capacity(objects.len());
+        for chunk in objects.chunks(200_000) {
+            s.t.conn.send(&Msg::Have {
+                ids: chunk.iter().map(|o| o.1).collect(),
+            })?;
+            let have = expect(s.t.conn.recv()?, "HaveReply", |m| match m {
+                Msg::HaveReply { have } => Some(have),
+                _ => None,
+            })?;
+            if have.len() != chunk.len() {
+                return Err(Error::Other("protocol error: HaveReply of the wrong length".into()));
+            }
+            keep.extend(chunk.iter().zip(have).filter(|(_, h)| !h).map(|(o, _)| *o));
+        }
+        objects = keep;
+    }
+    report.snapshots_sent = wants.len();
+    report.objects_sent = objects.len();
+    if opts.dry_run {
+        return Ok(());
+    }
+    report.bytes_sent += send_packs(repo, &mut s.t.conn, &objects, &|_, _| {})?;
+    if !wants.is_empty() {
+        s.t.conn.send(&Msg::Snapshots {
+            snaps: snapshot_infos(repo, &wants)?,
+        })?;
+        expect(s.t.conn.recv()?, "SnapshotsStored", |m| matches!(m, Msg::SnapshotsStored { .. }).then_some(()))?;
+    }
+    if s.bare {
+        s.t.conn.send(&Msg::SetRef {
+            name: format!("stores/{}", repo.store_id()?),
+            id: head,
+        })?;
+        expect(s.t.conn.recv()?, "RefSet", |m| matches!(m, Msg::RefSet).then_some(()))?;
+        report.push = Some(format!("stored as stores/{}", repo.store_id()?));
+        report.remote_head = Some(head.to_hex());
+    } else {
+        s.t.conn.send(&Msg::Merge {
+            head,
+            store_id: repo.store_id()?,
+            dry_run: false,
+            force: opts.force,
+        })?;
+        let (rhead, summary) = expect(s.t.conn.recv()?, "Merged", |m| match m {
+            Msg::Merged { head, summary } => Some((head, summary)),
+            _ => None,
+        })?;
+        report.push = Some(summary);
+        report.remote_head = rhead.map(|h| h.to_hex());
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Push,
+    Pull,
+    Both,
+}
+
+/// Run a push, a pull, or both (pull then push) over one connection.
+pub fn run(repo: &mut Repo, name: &str, dir: Direction, opts: &SyncOptions) -> Result<SyncReport> {
+    let r = remote::get(&repo.db, name)?;
+    if r.bare && opts.force {
+        return Err(Error::Usage("--force makes no sense for a bare store (it never merges)".into()));
+    }
+    let mut report = SyncReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    if !opts.dry_run {
+        commit_local(repo, &format!("before sync with {name}"))?;
+    }
+    let mut s = open(repo, &r, dir != Direction::Pull, opts, &mut report)?;
+    let result = (|| -> Result<()> {
+        if !opts.dry_run {
+            remote_commit(&mut s, &format!("before sync from {}", crate::clock::host()))?;
+        }
+        if dir != Direction::Push && !opts.force {
+            do_pull(repo, &r, &mut s, opts, &mut report)?;
+        }
+        if dir != Direction::Pull {
+            do_push(repo, &mut s, opts, &mut report)?;
+        }
+        Ok(())
+    })();
+    report.bytes_sent = s.t.conn.bytes_out;
+    report.bytes_received = s.t.conn.bytes_in;
+    match result {
+        Ok(()) => {
+            s.t.finish()?;
+            Ok(report)
+        }
+        Err(e) => Err(s.t.explain(e)),
+    }
+}
+
+/// Check that a remote answers; returns its sage version and store id (if it has a store).
+pub fn probe(r: &Remote) -> Result<(String, String, bool)> {
+    let (mut t, path) = Transport::connect(r)?;
+    t.conn.send(&Msg::Hello {
+        proto_min: PROTO_MIN,
+        proto_max: PROTO_MAX,
+        version: env!("CARGO_PKG_VERSION").into(),
+        path,
+        bare: r.bare,
+        create: false,
+    })?;
+    match t.conn.recv() {
+        Ok(Msg::Welcome { version, store_id, .. }) => {
+            t.finish()?;
+            Ok((version, store_id, true))
+        }
+        Ok(_) => Err(Error::Other("protocol error: expected Welcome".into())),
+        Err(Error::Other(m)) if m.contains("has no sage store yet") => Ok((String::from("?"), String::new(), false)),
+        Err(e) => Err(t.explain(e)),
+    }
+}
