@@ -27,9 +27,11 @@ pub fn syncfs(path: &Path) -> Result<()> {
 /// Write a small file atomically: temp file, write, fsync, rename, fsync directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // The temp name carries sage's temp infix, so a crash never leaves a file a scan would store.
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}{}{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        crate::rules::TEMP_INFIX,
         std::process::id()
     ));
     {

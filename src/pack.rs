@@ -257,6 +257,14 @@ impl Pack {
     }
 }
 
+/// One zstd frame with a content checksum, so that damage inside a block is detected even
+/// where the index is lost (salvage).
+fn compress_block(b: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    let mut c = zstd::bulk::Compressor::new(level)?;
+    c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+    c.compress(b)
+}
+
 /// Salvage objects from a damaged pack without trusting its index: decode zstd frames one
 /// after another from the header on and split each block by its object framing. Returns the
 /// objects whose bytes hash to a consistent id (kind, id, bytes); stops at the first damage.
@@ -404,7 +412,7 @@ impl PackWriter {
         let sealed = std::mem::take(&mut self.sealed);
         let compressed: Vec<std::io::Result<Vec<u8>>> = sealed
             .par_iter()
-            .map(|b| zstd::bulk::compress(b, level))
+            .map(|b| compress_block(b, level))
             .collect();
         for (raw, c) in sealed.iter().zip(compressed) {
             let c = c.ctx(|| "compressing a block".to_string())?;

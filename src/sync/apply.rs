@@ -279,6 +279,30 @@ impl Repo {
                 new_overlay.insert(p.clone(), r.clone());
             }
         }
+        // A session being written right now that would need a rewrite (not a pure append)
+        // is deferred: the merge snapshot holds the merged content, the home catches up on
+        // the next sync (a sync never removes lines, so the lag is never taken for a deletion).
+        let live_ms: i64 = std::env::var("SAGE_LIVE_WINDOW_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        let candidates: Vec<String> = target
+            .iter()
+            .filter(|(p, e)| e.kind == EntryKind::Session && home_now.get(*p).is_some_and(|h| h.kind == EntryKind::Session && !h.same_content(e)))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in candidates {
+            let (Some(h), Some(t)) = (home_now.get(&p), target.get(&p)) else { continue };
+            if is_pure_append(self, h, t)? {
+                continue;
+            }
+            let recent = std::fs::symlink_metadata(self.home.join(&p))
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .is_some_and(|m| now - (m.as_millis() as i64) < live_ms);
+            if recent {
+                keep_home(&p, "deferred: the session was being written", &mut target, &mut new_overlay);
+                out.deferred.push(p);
+            }
+        }
         let changes = diff_trees(&self.objects, &home_now, &self.objects, &target, None)?;
         // A sync never drops data from a home unless forced.
         if !opts.force {
@@ -330,4 +354,13 @@ impl Repo {
         t.commit().map_err(wrap)?;
         Ok(out)
     }
+}
+
+/// Is `t` the session `h` plus lines at its end (and `h` has no unterminated tail)?
+fn is_pure_append(repo: &Repo, h: &Entry, t: &Entry) -> Result<bool> {
+    let hl = crate::diff::session_lines(&repo.objects, h)?;
+    let tl = crate::diff::session_lines(&repo.objects, t)?;
+    let (Some(hid), Some(_)) = (h.id, t.id) else { return Ok(false) };
+    let hs: crate::object::Session = crate::object::decode(hid, &repo.objects.read(hid, Kind::Session)?)?;
+    Ok(hs.tail.is_none() && tl.len() >= hl.len() && tl[..hl.len()] == hl[..])
 }
