@@ -510,6 +510,24 @@ fn write_temp(src: &crate::store::ObjectStore, tmp: &Path, e: &Entry) -> Result<
     Ok(lines)
 }
 
+/// Remove temp files an interrupted sage left in `dir` (this one's are all renamed by the time
+/// this runs, and the store lock keeps other writers out). Left alone, they would keep a
+/// directory the target lacks alive and litter the home.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for ent in rd.flatten() {
+        let is_temp = ent
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with('.') && n.contains(TEMP_INFIX));
+        if is_temp && ent.file_type().is_ok_and(|t| !t.is_dir()) {
+            let _ = std::fs::remove_file(ent.path());
+        }
+    }
+}
+
 /// Helper trait: OsStr from raw bytes on Unix.
 trait FromBytes {
     fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr;
@@ -522,7 +540,11 @@ impl FromBytes for std::ffi::OsStr {
 }
 
 /// Apply a plan's changes to `home`. Returns the written paths with their line counts.
-pub(crate) fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Result<Vec<(String, u64)>> {
+pub(crate) fn apply_changes(
+    repo: &Repo,
+    home: &Path,
+    plan: &CheckoutPlan,
+) -> Result<Vec<(String, u64)>> {
     // Files changed since the safety scan would lose what changed: stop before touching anything.
     for c in &plan.changes {
         if c.change == ChangeKind::Added {
@@ -590,6 +612,7 @@ pub(crate) fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Re
             && !plan.target_flat.contains_key(p)
             && !target_dirs.contains(p.as_str())
         {
+            remove_stale_temps(&home.join(p));
             let _ = std::fs::remove_dir(home.join(p)); // not empty: it holds files sage does not store
             let mut q = parent_of(p);
             while !q.is_empty() {
@@ -605,6 +628,7 @@ pub(crate) fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Re
         .collect();
     parents.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
     for d in parents {
+        remove_stale_temps(&home.join(&d));
         let _ = std::fs::remove_dir(home.join(&d)); // not empty: it holds files sage does not store
     }
     // 2. Write temps (in parallel), sync once, rename.
@@ -644,10 +668,12 @@ pub(crate) fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Re
             continue;
         }
         match plan.current_flat.get(w.0.as_str()) {
-            Some(cur) if cur.kind == EntryKind::Session && w.1.kind == EntryKind::Session => match append_session(objects, &home.join(w.0), cur, w.1)? {
-                Some(lines) => appended.push(((*w.0).clone(), lines)),
-                None => rest.push(w),
-            },
+            Some(cur) if cur.kind == EntryKind::Session && w.1.kind == EntryKind::Session => {
+                match append_session(objects, &home.join(w.0), cur, w.1)? {
+                    Some(lines) => appended.push(((*w.0).clone(), lines)),
+                    None => rest.push(w),
+                }
+            }
             _ => rest.push(w),
         }
     }
@@ -690,19 +716,43 @@ pub(crate) fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Re
                 })?;
             }
         }
+        // A session being replaced may gain lines from a live writer until the rename: keep a
+        // hard link to the old file, and copy across whatever landed past what was read.
+        let side = match plan.current_flat.get(p.as_str()) {
+            Some(cur) if cur.kind == EntryKind::Session => {
+                let side = temp_path(home, p).with_extension("side");
+                let _ = std::fs::remove_file(&side);
+                std::fs::hard_link(&abs, &side).ok().map(|_| {
+                    (
+                        side,
+                        plan.guard
+                            .get(p.as_str())
+                            .map(|g| g.size)
+                            .unwrap_or(cur.size),
+                    )
+                })
+            }
+            _ => None,
+        };
         std::fs::rename(temp_path(home, p), &abs)
             .ctx(|| format!("renaming into {}", abs.display()))?;
+        if let Some((side, expected)) = side {
+            copy_across(&side, expected, &abs)?;
+            let _ = std::fs::remove_file(&side);
+        }
         dirs.insert(parent_of(p).to_string());
         if i == 0 {
             crate::failpoint::hit("checkout-mid-rename");
         }
     }
     for d in dirs {
-        crate::fsutil::fsync_dir(&if d.is_empty() {
+        let dir = if d.is_empty() {
             home.to_path_buf()
         } else {
             home.join(d)
-        })?;
+        };
+        remove_stale_temps(&dir);
+        crate::fsutil::fsync_dir(&dir)?;
     }
     written.extend(appended_paths);
     Ok(written)
@@ -712,8 +762,15 @@ pub(crate) fn apply_changes(repo: &Repo, home: &Path, plan: &CheckoutPlan) -> Re
 /// the file on disk is exactly `current` ending in a newline. Each line goes out in one
 /// `write()` with O_APPEND, so lines a live writer appends meanwhile stay whole. Returns the
 /// target's line count, or `None` when the change is not a pure append (then it is replaced).
-fn append_session(objects: &crate::store::ObjectStore, abs: &Path, current: &Entry, target: &Entry) -> Result<Option<u64>> {
-    let (Some(cid), Some(tid)) = (current.id, target.id) else { return Ok(None) };
+fn append_session(
+    objects: &crate::store::ObjectStore,
+    abs: &Path,
+    current: &Entry,
+    target: &Entry,
+) -> Result<Option<u64>> {
+    let (Some(cid), Some(tid)) = (current.id, target.id) else {
+        return Ok(None);
+    };
     let cs: Session = decode(cid, &objects.read(cid, Kind::Session)?)?;
     let ts: Session = decode(tid, &objects.read(tid, Kind::Session)?)?;
     if cs.tail.is_some() || cs.count == 0 {
@@ -724,7 +781,12 @@ fn append_session(objects: &crate::store::ObjectStore, abs: &Path, current: &Ent
     if tl.len() < cl.len() || tl[..cl.len()] != cl[..] {
         return Ok(None);
     }
-    let f = match std::fs::OpenOptions::new().read(true).append(true).custom_flags(libc::O_NOFOLLOW).open(abs) {
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(abs)
+    {
         Ok(f) => f,
         Err(_) => return Ok(None),
     };
@@ -734,15 +796,49 @@ fn append_session(objects: &crate::store::ObjectStore, abs: &Path, current: &Ent
     }
     let mut last = [0u8; 1];
     use std::os::unix::fs::FileExt;
-    if cs.size > 0 && (f.read_at(&mut last, cs.size - 1).ctx(|| format!("reading {}", abs.display()))? != 1 || last[0] != b'\n') {
+    if cs.size > 0
+        && (f
+            .read_at(&mut last, cs.size - 1)
+            .ctx(|| format!("reading {}", abs.display()))?
+            != 1
+            || last[0] != b'\n')
+    {
         return Ok(None);
     }
     let mut w = &f;
     for l in tl[cl.len()..].iter().chain(ts.tail.iter()) {
         let bytes = objects.data_bytes(*l, Kind::Line)?;
-        w.write_all(&bytes).ctx(|| format!("appending to {}", abs.display()))?;
+        w.write_all(&bytes)
+            .ctx(|| format!("appending to {}", abs.display()))?;
         crate::failpoint::hit("append-mid-session");
     }
     f.sync_data().ctx(|| format!("syncing {}", abs.display()))?;
     Ok(Some(ts.count))
+}
+
+/// Append to `dest` the bytes `side` (the replaced file) gained past `expected`: lines a live
+/// writer appended between sage's read and its rename.
+fn copy_across(side: &Path, expected: u64, dest: &Path) -> Result<()> {
+    let Ok(m) = std::fs::metadata(side) else {
+        return Ok(());
+    };
+    if m.len() <= expected {
+        return Ok(());
+    }
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(side).ctx(|| format!("reading {}", side.display()))?;
+    f.seek(SeekFrom::Start(expected))
+        .ctx(|| format!("reading {}", side.display()))?;
+    let mut extra = Vec::new();
+    f.read_to_end(&mut extra)
+        .ctx(|| format!("reading {}", side.display()))?;
+    let mut out = std::fs::OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dest)
+        .ctx(|| format!("opening {}", dest.display()))?;
+    out.write_all(&extra)
+        .ctx(|| format!("appending to {}", dest.display()))?;
+    out.sync_data()
+        .ctx(|| format!("syncing {}", dest.display()))
 }

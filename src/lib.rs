@@ -26,6 +26,7 @@ pub mod serve;
 pub mod snapshot;
 pub mod store;
 pub mod sync;
+pub mod testgen;
 pub mod transport;
 pub mod tree;
 pub mod verify;

@@ -99,8 +99,12 @@ pub fn merge_trees(
                 Some(x.clone())
             }
             (Some(x), Some(y)) if x.same_content(y) => Some(x.clone()),
-            (Some(x), Some(y)) if base.is_some_and(|b| b.same_content(x)) => Some(y.clone()),
-            (Some(x), Some(y)) if base.is_some_and(|b| b.same_content(y)) => Some(x.clone()),
+            (Some(x), Some(y)) if base.is_some_and(|b| b.same_content(x)) => {
+                Some(one_side(src, sink, path, base, y)?)
+            }
+            (Some(x), Some(y)) if base.is_some_and(|b| b.same_content(y)) => {
+                Some(one_side(src, sink, path, base, x)?)
+            }
             (Some(x), Some(y)) => Some(merge_changed(
                 src,
                 sink,
@@ -134,6 +138,33 @@ pub fn merge_trees(
     }
     // A file and a directory of the same name cannot both exist: the file becomes a conflict side.
     Ok((out, report))
+}
+
+/// A path changed on one side only: that side, except that a session never loses a line (a
+/// rewritten tail, a home that lagged behind its HEAD): then the base's lines are merged back in.
+fn one_side(
+    src: &dyn ObjectSource,
+    sink: &mut dyn ObjectSink,
+    path: &str,
+    base: Option<&Entry>,
+    changed: &Entry,
+) -> Result<Entry> {
+    match base {
+        Some(b)
+            if classify(path) == PathClass::Conversation
+                && b.kind == EntryKind::Session
+                && changed.kind == EntryKind::Session =>
+        {
+            let (lb, _) = load_session(src, b)?;
+            let (lc, _) = load_session(src, changed)?;
+            if lc.len() >= lb.len() && lc[..lb.len()] == lb[..] {
+                Ok(changed.clone())
+            } else {
+                merge_session(src, sink, Some(b), changed, b, false)
+            }
+        }
+        _ => Ok(changed.clone()),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -7,13 +7,17 @@ use crate::protocol::{expect, Conn, Msg, SnapshotInfo, PROTO_MAX, PROTO_MIN};
 use crate::repo::{CommitOptions, Repo};
 use crate::rules::HOME_MARKER;
 use crate::sync::apply::MergeInto;
-use crate::sync::objects::{objects_to_send, receive_pack, send_packs, snapshot_infos, store_snapshots};
+use crate::sync::objects::{
+    objects_to_send, receive_pack, send_packs, snapshot_infos, store_snapshots,
+};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
 fn expand(path: &str) -> PathBuf {
     if let Some(rest) = path.strip_prefix("~") {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"));
         return home.join(rest.trim_start_matches('/'));
     }
     PathBuf::from(path)
@@ -26,7 +30,9 @@ pub fn serve<R: Read, W: Write>(r: R, w: W) -> Result<()> {
     match serve_inner(&mut conn) {
         Ok(()) => Ok(()),
         Err(e) => {
-            let _ = conn.send(&Msg::Error { message: e.to_string() });
+            let _ = conn.send(&Msg::Error {
+                message: e.to_string(),
+            });
             Err(e)
         }
     }
@@ -51,7 +57,11 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
         )));
     }
     let target = expand(&path);
-    let (home, store) = if bare { (target.join(".bare-store-has-no-home"), Some(target.clone())) } else { (target.clone(), None) };
+    let (home, store) = if bare {
+        (target.join(".bare-store-has-no-home"), Some(target.clone()))
+    } else {
+        (target.clone(), None)
+    };
     let home_exists = !bare && home.exists();
     let home_marker = if bare {
         None
@@ -59,7 +69,11 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
         std::fs::read_to_string(home.join(HOME_MARKER))
             .ok()
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| v.get("store_id").and_then(|x| x.as_str()).map(str::to_string))
+            .and_then(|v| {
+                v.get("store_id")
+                    .and_then(|x| x.as_str())
+                    .map(str::to_string)
+            })
     };
     let (mut repo, created) = match Repo::open(&home, store.as_deref()) {
         Ok(r) => (r, false),
@@ -71,7 +85,10 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
             (r, c)
         }
         Err(Error::NoStore { .. }) => {
-            return Err(Error::Other(format!("{} has no sage store yet: push to it first", target.display())));
+            return Err(Error::Other(format!(
+                "{} has no sage store yet: push to it first",
+                target.display()
+            )));
         }
         Err(e) => return Err(e),
     };
@@ -109,11 +126,23 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
             }
             Msg::Graph => {
                 let rows = repo.db.all_snapshots()?;
-                let snapshots = rows.into_iter().map(|r| SnapshotInfo { id: r.id, raw: r.raw }).collect();
+                let snapshots = rows
+                    .into_iter()
+                    .map(|r| SnapshotInfo {
+                        id: r.id,
+                        raw: r.raw,
+                    })
+                    .collect();
                 let mut refs = Vec::new();
-                let mut st = repo.db.conn.prepare("SELECT name, id FROM refs").map_err(|e| repo.db.db_err(e))?;
+                let mut st = repo
+                    .db
+                    .conn
+                    .prepare("SELECT name, id FROM refs")
+                    .map_err(|e| repo.db.db_err(e))?;
                 let rows = st
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                    .query_map([], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                    })
                     .map_err(|e| repo.db.db_err(e))?;
                 for row in rows {
                     let (n, id) = row.map_err(|e| repo.db.db_err(e))?;
@@ -129,7 +158,10 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
                 })?;
             }
             Msg::Have { ids } => {
-                let have = ids.iter().map(|id| repo.objects.contains(id)).collect::<Result<Vec<bool>>>()?;
+                let have = ids
+                    .iter()
+                    .map(|id| repo.objects.contains(id))
+                    .collect::<Result<Vec<bool>>>()?;
                 conn.send(&Msg::HaveReply { have })?;
             }
             Msg::PackStart { bytes, .. } => {
@@ -140,7 +172,12 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
                 let added = store_snapshots(&mut repo, &snaps)?;
                 conn.send(&Msg::SnapshotsStored { added })?;
             }
-            Msg::Merge { head, store_id, dry_run, force } => {
+            Msg::Merge {
+                head,
+                store_id,
+                dry_run,
+                force,
+            } => {
                 if bare {
                     return Err(Error::Other("a bare store never merges".into()));
                 }
@@ -163,7 +200,10 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
                 repo.snapshot(&id)?;
                 let path = repo.db_path();
                 let t = repo.db.transaction()?;
-                crate::db::tx::set_ref(&t, &name, Some(&id)).map_err(|e| Error::Db { path: path.clone(), source: e })?;
+                crate::db::tx::set_ref(&t, &name, Some(&id)).map_err(|e| Error::Db {
+                    path: path.clone(),
+                    source: e,
+                })?;
                 t.commit().map_err(|e| Error::Db { path, source: e })?;
                 conn.send(&Msg::RefSet)?;
             }
@@ -177,7 +217,14 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
                 conn.send(&Msg::FetchDone { snaps })?;
             }
             Msg::Bye => return Ok(()),
-            other => return Err(Error::Other(format!("protocol error: unexpected {other:?}").chars().take(200).collect())),
+            other => {
+                return Err(Error::Other(
+                    format!("protocol error: unexpected {other:?}")
+                        .chars()
+                        .take(200)
+                        .collect(),
+                ))
+            }
         }
     }
 }
@@ -186,6 +233,8 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
 fn home_is_empty(home: &std::path::Path) -> bool {
     match std::fs::read_dir(home) {
         Err(_) => true,
-        Ok(rd) => rd.filter_map(|e| e.ok()).all(|e| e.file_name() == HOME_MARKER),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .all(|e| e.file_name() == HOME_MARKER),
     }
 }

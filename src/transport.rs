@@ -41,13 +41,20 @@ impl Transport {
                 if let Some(p) = port {
                     c.args(["-p", &p.to_string()]);
                 }
-                let sage = remote.remote_sage.clone().unwrap_or_else(|| "sage".to_string());
+                let sage = remote
+                    .remote_sage
+                    .clone()
+                    .unwrap_or_else(|| "sage".to_string());
                 // The path travels inside the protocol, never through the remote shell.
-                c.arg("--").arg(host).arg(format!("{} serve --stdio", shell_quote(&sage)));
+                c.arg("--")
+                    .arg(host)
+                    .arg(format!("{} serve --stdio", shell_quote(&sage)));
                 (c, path.clone(), true)
             }
         };
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
             if ssh && e.kind() == std::io::ErrorKind::NotFound {
                 Error::Other("the `ssh` program was not found: install OpenSSH's client (or set SAGE_SSH_COMMAND)".into())
@@ -75,7 +82,10 @@ impl Transport {
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let mut t = Transport {
-            conn: Conn::new(BufReader::with_capacity(1 << 20, stdout), BufWriter::with_capacity(1 << 20, stdin)),
+            conn: Conn::new(
+                BufReader::with_capacity(1 << 20, stdout),
+                BufWriter::with_capacity(1 << 20, stdin),
+            ),
             child,
             stderr,
             ssh,
@@ -88,11 +98,31 @@ impl Transport {
 
     /// Turn a failure into an error that says what went wrong with ssh or the remote sage.
     pub fn explain(&mut self, e: Error) -> Error {
+        // Hang up first: a server waiting for our next request (or blocked writing to us)
+        // would otherwise never exit, and waiting for it would hang this process.
+        if let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: dup2 atomically replaces the pipe ends we own with /dev/null; the
+            // connection keeps owning (and later closes) valid descriptors.
+            unsafe {
+                libc::dup2(null.as_raw_fd(), self.conn.w.get_ref().as_raw_fd());
+                libc::dup2(null.as_raw_fd(), self.conn.r.get_ref().as_raw_fd());
+            }
+        }
         let status = self.child.wait().ok();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let err = String::from_utf8_lossy(&self.stderr.lock().map(|s| s.clone()).unwrap_or_default()).trim().to_string();
+        let err =
+            String::from_utf8_lossy(&self.stderr.lock().map(|s| s.clone()).unwrap_or_default())
+                .trim()
+                .to_string();
         let code = status.and_then(|s| s.code());
-        let hint = if err.contains("Could not resolve hostname") || err.contains("Name or service not known") {
+        let hint = if err.contains("Could not resolve hostname")
+            || err.contains("Name or service not known")
+        {
             "unknown host: check the host name (and ~/.ssh/config)"
         } else if err.contains("Permission denied") {
             "ssh refused the login: check your key (ssh-add -l) and the user name"
@@ -100,7 +130,10 @@ impl Transport {
             "the remote's host key is unknown or changed: connect once with `ssh HOST` to check and accept it"
         } else if err.contains("Connection refused") || err.contains("timed out") {
             "cannot reach the remote's ssh server: is it running, is the port right?"
-        } else if code == Some(127) || err.contains("command not found") || err.contains("No such file") {
+        } else if code == Some(127)
+            || err.contains("command not found")
+            || err.contains("No such file")
+        {
             "sage is not installed on the remote, or not on the PATH of a non-interactive ssh: install it there, or `sage remote add NAME HOST --remote-sage /path/to/sage`"
         } else {
             ""
@@ -127,7 +160,9 @@ impl Transport {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-~".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-~".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

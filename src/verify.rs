@@ -179,7 +179,12 @@ impl Walker<'_> {
                 return true;
             };
             return c.chunks.iter().fold(false, |acc, ch| {
-                self.leaf(ch.id, ch.len.min(crate::object::LARGE_OBJECT - 1), Kind::Blob, path) || acc
+                self.leaf(
+                    ch.id,
+                    ch.len.min(crate::object::LARGE_OBJECT - 1),
+                    Kind::Blob,
+                    path,
+                ) || acc
             });
         }
         self.checked += 1;
@@ -496,7 +501,9 @@ pub struct RepairReport {
 pub fn repair(home: &Path, store_dir: &Path) -> Result<RepairReport> {
     let mut rep = RepairReport::default();
     if !store_dir.join(crate::rules::STORE_MARKER).exists() && !store_dir.join("packs").exists() {
-        return Err(Error::NoStore { home: home.to_path_buf() });
+        return Err(Error::NoStore {
+            home: home.to_path_buf(),
+        });
     }
     let _lock = crate::lock::StoreLock::acquire(store_dir, "verify --repair")?;
     let db_path = store_dir.join("sage.db");
@@ -510,7 +517,10 @@ pub fn repair(home: &Path, store_dir: &Path) -> Result<RepairReport> {
     let mut damaged: Vec<PathBuf> = Vec::new();
     for (p, why) in &objects.broken {
         if why.contains("is not supported") {
-            rep.notes.push(format!("{} was written by a newer sage: left alone", p.display()));
+            rep.notes.push(format!(
+                "{} was written by a newer sage: left alone",
+                p.display()
+            ));
         } else {
             damaged.push(p.clone());
         }

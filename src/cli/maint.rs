@@ -240,11 +240,27 @@ pub fn ops(ctx: &Ctx, limit: Option<usize>) -> Result<i32> {
     Ok(0)
 }
 
-pub fn dev(_ctx: &Ctx, cmd: DevCmd) -> Result<i32> {
+pub fn dev(ctx: &Ctx, cmd: DevCmd) -> Result<i32> {
     match cmd {
         DevCmd::GenHome { dir, size_mb, seed } => {
-            let _ = (dir, size_mb, seed);
-            anyhow::bail!("the generator is not wired yet")
+            let t = std::time::Instant::now();
+            let r = sage::testgen::generate_home(
+                &dir,
+                &sage::testgen::GenOptions::bench(size_mb, seed),
+            )?;
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({"files": r.files, "sessions": r.sessions, "lines": r.lines, "bytes": r.bytes}))?;
+            } else {
+                println!(
+                    "generated {}: {} files, {} sessions, {} lines, {} in {:.1} s",
+                    dir.display(),
+                    r.files,
+                    r.sessions,
+                    r.lines,
+                    human_bytes(r.bytes),
+                    t.elapsed().as_secs_f64()
+                );
+            }
         }
         DevCmd::Append {
             dir,
@@ -252,8 +268,43 @@ pub fn dev(_ctx: &Ctx, cmd: DevCmd) -> Result<i32> {
             lines,
             seed,
         } => {
-            let _ = (dir, sessions, lines, seed);
-            anyhow::bail!("the generator is not wired yet")
+            let report = sage::testgen::GenReport {
+                session_paths: appendable_sessions(&dir)?,
+                ..Default::default()
+            };
+            let n = sage::testgen::append_to_sessions(&dir, &report, sessions, lines, seed)?;
+            println!("appended {} to {sessions} sessions", human_bytes(n));
         }
     }
+    Ok(0)
+}
+
+/// Main transcripts (`projects/*/*.jsonl`) that end with a newline, sorted.
+pub fn appendable_sessions(home: &std::path::Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let projects = home.join("projects");
+    for p in std::fs::read_dir(&projects)?.flatten() {
+        if !p.file_type()?.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(p.path())?.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".jsonl") || !f.file_type()?.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(f.path())?;
+            if bytes.last() == Some(&b'\n')
+                && bytes.starts_with(b"{")
+                && std::str::from_utf8(&bytes).is_ok()
+                && !bytes.contains(&b'\r')
+            {
+                out.push(format!(
+                    "projects/{}/{name}",
+                    p.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }

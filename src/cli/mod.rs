@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing (clap) and rendering. Every command calls the
 //! library and prints its result as text or, with `--json`, as JSON.
 
+mod demo;
 mod history;
 mod maint;
 mod rollback;
@@ -140,6 +141,12 @@ enum Cmd {
         #[arg(long)]
         init: bool,
     },
+    /// Play the laptop / GPU-box story on two temp homes, with the real commands
+    Demo {
+        /// Where to put the demo's homes and stores (default: a new temp dir, kept)
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// The remote end of a sync (run by push/pull through ssh)
     #[command(hide = true)]
     Serve {
@@ -258,9 +265,48 @@ pub fn run() -> Result<i32> {
             force,
             i_understand_data_loss_risk,
             init,
-        } => sync_cmds::sync_cmd(&ctx, &remote, Direction::Push, SyncOptions { dry_run, force, init }, i_understand_data_loss_risk),
-        Cmd::Pull { remote, dry_run, init } => sync_cmds::sync_cmd(&ctx, &remote, Direction::Pull, SyncOptions { dry_run, force: false, init }, false),
-        Cmd::Sync { remote, dry_run, init } => sync_cmds::sync_cmd(&ctx, &remote, Direction::Both, SyncOptions { dry_run, force: false, init }, false),
+        } => sync_cmds::sync_cmd(
+            &ctx,
+            &remote,
+            Direction::Push,
+            SyncOptions {
+                dry_run,
+                force,
+                init,
+            },
+            i_understand_data_loss_risk,
+        ),
+        Cmd::Pull {
+            remote,
+            dry_run,
+            init,
+        } => sync_cmds::sync_cmd(
+            &ctx,
+            &remote,
+            Direction::Pull,
+            SyncOptions {
+                dry_run,
+                force: false,
+                init,
+            },
+            false,
+        ),
+        Cmd::Sync {
+            remote,
+            dry_run,
+            init,
+        } => sync_cmds::sync_cmd(
+            &ctx,
+            &remote,
+            Direction::Both,
+            SyncOptions {
+                dry_run,
+                force: false,
+                init,
+            },
+            false,
+        ),
+        Cmd::Demo { dir } => demo::demo(dir),
         Cmd::Serve { stdio } => sync_cmds::serve(stdio),
     }
 }

@@ -56,8 +56,13 @@ fn preview(o: &mut dyn Write, plan: &CheckoutPlan) -> std::io::Result<()> {
 
 /// Show the preview; returns whether to go ahead.
 fn confirm(ctx: &Ctx, plan: &CheckoutPlan, dry_run: bool, flag: bool) -> Result<bool> {
+    // With --json, one document per run: the plan when it stops here (dry run, or a
+    // confirmation is needed), else the outcome that `report` prints.
+    let stops = dry_run || (plan.impact.destructive && !flag);
     if ctx.json {
-        ctx.print_json(&serde_json::json!({"plan": plan.description, "impact": plan.impact, "dry_run": dry_run}))?;
+        if stops {
+            ctx.print_json(&serde_json::json!({"plan": plan.description, "impact": plan.impact, "dry_run": dry_run}))?;
+        }
     } else if !ctx.quiet || plan.impact.destructive {
         preview(&mut std::io::stdout().lock(), plan)?;
     }

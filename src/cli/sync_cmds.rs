@@ -92,8 +92,15 @@ pub fn remote_cmd(ctx: &Ctx, cmd: RemoteCmd) -> Result<i32> {
                         "{:<12} {}  {}{}",
                         r.name,
                         r.url,
-                        r.store_id.as_deref().map(|s| format!("store {}", &s[..s.len().min(12)])).unwrap_or_else(|| "store unknown".into()),
-                        if flags.is_empty() { String::new() } else { format!("  [{}]", flags.join(", ")) }
+                        r.store_id
+                            .as_deref()
+                            .map(|s| format!("store {}", &s[..s.len().min(12)]))
+                            .unwrap_or_else(|| "store unknown".into()),
+                        if flags.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  [{}]", flags.join(", "))
+                        }
                     )?;
                 }
             }
@@ -108,16 +115,28 @@ pub fn remote_cmd(ctx: &Ctx, cmd: RemoteCmd) -> Result<i32> {
     Ok(0)
 }
 
-pub fn sync_cmd(ctx: &Ctx, name: &str, dir: Direction, opts: SyncOptions, confirmed: bool) -> Result<i32> {
+pub fn sync_cmd(
+    ctx: &Ctx,
+    name: &str,
+    dir: Direction,
+    opts: SyncOptions,
+    confirmed: bool,
+) -> Result<i32> {
     let mut repo = ctx.open()?;
     if opts.force && !opts.dry_run && !confirmed {
         let mut e = std::io::stderr().lock();
         writeln!(e, "DANGER: DESTRUCTIVE OPERATION")?;
         writeln!(e, "This will PERMANENTLY OVERWRITE the home on {name} with this one: files and lines only {name} has leave its home")?;
-        writeln!(e, "Safety snapshots: taken on both machines first (undo on {name}: sage undo there)")?;
+        writeln!(
+            e,
+            "Safety snapshots: taken on both machines first (undo on {name}: sage undo there)"
+        )?;
         writeln!(e, "Safer alternative: sage sync {name}")?;
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            return Err(sage::Error::Refused("no TTY to confirm: pass --i-understand-data-loss-risk to proceed".into()).into());
+            return Err(sage::Error::Refused(
+                "no TTY to confirm: pass --i-understand-data-loss-risk to proceed".into(),
+            )
+            .into());
         }
         writeln!(e, "To proceed, type: {}", super::rollback::PHRASE)?;
         let mut line = String::new();
@@ -153,7 +172,10 @@ pub fn sync_cmd(ctx: &Ctx, name: &str, dir: Direction, opts: SyncOptions, confir
             writeln!(o, "  held back (untrusted config): {h}  -> `sage remote` with --trust-config applies it")?;
         }
         for c in &p.report.conflicts {
-            writeln!(o, "  conflict: {c} (this home keeps its version; both are in the store)")?;
+            writeln!(
+                o,
+                "  conflict: {c} (this home keeps its version; both are in the store)"
+            )?;
         }
     }
     if let Some(p) = &report.push {
@@ -172,10 +194,16 @@ pub fn sync_cmd(ctx: &Ctx, name: &str, dir: Direction, opts: SyncOptions, confir
 
 pub fn serve(stdio: bool) -> Result<i32> {
     if !stdio {
-        return Err(sage::Error::Usage("sage serve only speaks on stdin/stdout: use `sage serve --stdio`".into()).into());
+        return Err(sage::Error::Usage(
+            "sage serve only speaks on stdin/stdout: use `sage serve --stdio`".into(),
+        )
+        .into());
     }
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
-    sage::serve::serve(std::io::BufReader::with_capacity(1 << 20, stdin), std::io::BufWriter::with_capacity(1 << 20, stdout))?;
+    sage::serve::serve(
+        std::io::BufReader::with_capacity(1 << 20, stdin),
+        std::io::BufWriter::with_capacity(1 << 20, stdout),
+    )?;
     Ok(0)
 }

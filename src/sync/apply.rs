@@ -8,7 +8,9 @@ use crate::db::tx;
 use crate::diff::{diff_trees, ChangeKind};
 use crate::error::{Error, Result};
 use crate::id::{Kind, ObjectId};
-use crate::merge::{is_conversation_data, merge_trees, MergeOptions, MergeReport, Side, MERGE_VERSION};
+use crate::merge::{
+    is_conversation_data, merge_trees, MergeOptions, MergeReport, Side, MERGE_VERSION,
+};
 use crate::object::{Entry, EntryKind};
 use crate::repo::Repo;
 use crate::snapshot::{Snapshot, SNAPSHOT_VERSION};
@@ -34,8 +36,14 @@ pub struct MergeOutcome {
 impl MergeOutcome {
     pub fn summary(&self) -> String {
         let mut s = match (self.merge_snapshot, self.fast_forward) {
-            (true, _) => format!("merged into {}", self.head.map(|h| h.short()).unwrap_or_default()),
-            (_, true) => format!("fast-forwarded to {}", self.head.map(|h| h.short()).unwrap_or_default()),
+            (true, _) => format!(
+                "merged into {}",
+                self.head.map(|h| h.short()).unwrap_or_default()
+            ),
+            (_, true) => format!(
+                "fast-forwarded to {}",
+                self.head.map(|h| h.short()).unwrap_or_default()
+            ),
             _ => "already up to date".to_string(),
         };
         s.push_str(&format!(
@@ -45,10 +53,16 @@ impl MergeOutcome {
             self.report.conflicts.len()
         ));
         if !self.held_back.is_empty() {
-            s.push_str(&format!(", {} config paths held back", self.held_back.len()));
+            s.push_str(&format!(
+                ", {} config paths held back",
+                self.held_back.len()
+            ));
         }
         if !self.deferred.is_empty() {
-            s.push_str(&format!(", {} live sessions deferred to the next sync", self.deferred.len()));
+            s.push_str(&format!(
+                ", {} live sessions deferred to the next sync",
+                self.deferred.len()
+            ));
         }
         s
     }
@@ -86,7 +100,13 @@ fn first_seen(repo: &Repo, g: &Graph, head: ObjectId, path: &str, e: &Entry) -> 
 
 /// The merge base tree: one base, none (homes that never synced), or several (criss-cross:
 /// merged first, recursively, as git's recursive strategy does).
-fn base_tree(repo: &Repo, g: &Graph, ins: &mut Inserter, bases: &[ObjectId], depth: u32) -> Result<Option<FlatTree>> {
+fn base_tree(
+    repo: &Repo,
+    g: &Graph,
+    ins: &mut Inserter,
+    bases: &[ObjectId],
+    depth: u32,
+) -> Result<Option<FlatTree>> {
     match bases {
         [] => Ok(None),
         [b] => Ok(Some(flat(repo, *b)?)),
@@ -94,15 +114,25 @@ fn base_tree(repo: &Repo, g: &Graph, ins: &mut Inserter, bases: &[ObjectId], dep
             let mut acc = flat(repo, *first)?;
             let mut acc_id = *first;
             for b in rest {
-                let inner = if depth < 4 { g.merge_bases(acc_id, *b) } else { vec![] };
+                let inner = if depth < 4 {
+                    g.merge_bases(acc_id, *b)
+                } else {
+                    vec![]
+                };
                 let inner_base = base_tree(repo, g, ins, &inner, depth + 1)?;
                 let bt = flat(repo, *b)?;
                 let newer = |_: &str, x: &Entry, y: &Entry| x.id.cmp(&y.id);
                 let (m, _) = merge_trees(
                     &repo.objects,
                     ins,
-                    &Side { tree: &acc, store_id: "base-a" },
-                    &Side { tree: &bt, store_id: "base-b" },
+                    &Side {
+                        tree: &acc,
+                        store_id: "base-a",
+                    },
+                    &Side {
+                        tree: &bt,
+                        store_id: "base-b",
+                    },
                     &MergeOptions {
                         base: inner_base.as_ref(),
                         newer: &newer,
@@ -126,7 +156,14 @@ impl Repo {
             head: ours,
             ..Default::default()
         };
-        if ours == Some(opts.theirs) {
+        // Nothing new, unless this home still holds back what it may now apply (config from a
+        // remote trusted since, a session deferred while it was being written).
+        if ours == Some(opts.theirs)
+            && overlay::load(&self.db)?.values().all(|r| {
+                !(r.reason.starts_with("deferred")
+                    || (opts.trust_config && r.reason.starts_with("held back")))
+            })
+        {
             return Ok(out);
         }
         let g = Graph::load(&self.db)?;
@@ -152,8 +189,28 @@ impl Repo {
             };
             let base = base_tree(self, &g, &mut ins, &bases, 0)?;
             let newer = |path: &str, x: &Entry, y: &Entry| -> Ordering {
-                let tx = ours.map(|o| first_seen(self, &g, o, path, x).min(first_seen(self, &g, opts.theirs, path, x))).unwrap_or(i64::MAX);
-                let ty = ours.map(|o| first_seen(self, &g, o, path, y).min(first_seen(self, &g, opts.theirs, path, y))).unwrap_or(i64::MAX);
+                let tx = ours
+                    .map(|o| {
+                        first_seen(self, &g, o, path, x).min(first_seen(
+                            self,
+                            &g,
+                            opts.theirs,
+                            path,
+                            x,
+                        ))
+                    })
+                    .unwrap_or(i64::MAX);
+                let ty = ours
+                    .map(|o| {
+                        first_seen(self, &g, o, path, y).min(first_seen(
+                            self,
+                            &g,
+                            opts.theirs,
+                            path,
+                            y,
+                        ))
+                    })
+                    .unwrap_or(i64::MAX);
                 // Earlier first-seen is older; a version never seen counts as oldest.
                 let tx = if tx == i64::MAX { i64::MIN } else { tx };
                 let ty = if ty == i64::MAX { i64::MIN } else { ty };
@@ -162,9 +219,27 @@ impl Repo {
             let (ida, idb) = (ours.unwrap_or_default(), opts.theirs);
             // Sides in id order, so that both peers compute the same thing.
             let (sa, sb) = if ida <= idb {
-                (Side { tree: &ours_flat, store_id: &store_id }, Side { tree: &theirs_flat, store_id: opts.their_store })
+                (
+                    Side {
+                        tree: &ours_flat,
+                        store_id: &store_id,
+                    },
+                    Side {
+                        tree: &theirs_flat,
+                        store_id: opts.their_store,
+                    },
+                )
             } else {
-                (Side { tree: &theirs_flat, store_id: opts.their_store }, Side { tree: &ours_flat, store_id: &store_id })
+                (
+                    Side {
+                        tree: &theirs_flat,
+                        store_id: opts.their_store,
+                    },
+                    Side {
+                        tree: &ours_flat,
+                        store_id: &store_id,
+                    },
+                )
             };
             let (m, report) = merge_trees(
                 &self.objects,
@@ -180,11 +255,17 @@ impl Repo {
             out.report = report;
             let root = build_tree(&m, &mut ins)?;
             let theirs_root = self.snapshot(&opts.theirs)?.snap.root;
-            let ours_root = ours.map(|o| self.snapshot(&o)).transpose()?.map(|r| r.snap.root);
-            if ours.is_none() || (g.is_ancestor(ours.unwrap_or_default(), opts.theirs) && root == theirs_root) {
+            let ours_root = ours
+                .map(|o| self.snapshot(&o))
+                .transpose()?
+                .map(|r| r.snap.root);
+            if ours.is_none()
+                || (g.is_ancestor(ours.unwrap_or_default(), opts.theirs) && root == theirs_root)
+            {
                 out.fast_forward = true;
                 (m, Some(opts.theirs), false)
-            } else if ours.is_some_and(|o| g.is_ancestor(opts.theirs, o)) && Some(root) == ours_root {
+            } else if ours.is_some_and(|o| g.is_ancestor(opts.theirs, o)) && Some(root) == ours_root
+            {
                 (m, ours, false)
             } else {
                 (m, None, true)
@@ -195,7 +276,12 @@ impl Repo {
             let root = build_tree(&merged, &mut ins)?;
             let mut parents: Vec<ObjectId> = ours.into_iter().chain([opts.theirs]).collect();
             parents.sort();
-            let time = parents.iter().filter_map(|p| g.time.get(p)).copied().max().unwrap_or(0);
+            let time = parents
+                .iter()
+                .filter_map(|p| g.time.get(p))
+                .copied()
+                .max()
+                .unwrap_or(0);
             let snap = if opts.force {
                 Snapshot {
                     host: crate::clock::host(),
@@ -239,13 +325,19 @@ impl Repo {
             let size = self.objects.packs().last().map(|p| p.size()).unwrap_or(0);
             let path = self.db_path();
             let t = self.db.transaction()?;
-            tx::insert_pack(&t, name, size, entries.len() as u64, now).map_err(|e| Error::Db { path: path.clone(), source: e })?;
+            tx::insert_pack(&t, name, size, entries.len() as u64, now).map_err(|e| Error::Db {
+                path: path.clone(),
+                source: e,
+            })?;
             t.commit().map_err(|e| Error::Db { path, source: e })?;
         }
         // What the home gets: the merged tree, except where it keeps its own version.
         let mut target = merged.clone();
         let mut new_overlay: BTreeMap<String, OverlayRow> = BTreeMap::new();
-        let keep_home = |path: &str, reason: &str, target: &mut FlatTree, ov: &mut BTreeMap<String, OverlayRow>| {
+        let keep_home = |path: &str,
+                         reason: &str,
+                         target: &mut FlatTree,
+                         ov: &mut BTreeMap<String, OverlayRow>| {
             let mine = home_now.get(path).cloned();
             match &mine {
                 Some(e) => {
@@ -268,28 +360,49 @@ impl Repo {
         for (p, e) in &merged {
             if e.kind == EntryKind::Conflict {
                 keep_home(p, "conflict", &mut target, &mut new_overlay);
-            } else if !opts.trust_config && !opts.force && !is_conversation_data(p) && home_now.get(p).is_none_or(|h| !h.same_content(e)) {
-                keep_home(p, "held back: configuration from an untrusted remote", &mut target, &mut new_overlay);
+            } else if !opts.trust_config
+                && !opts.force
+                && !is_conversation_data(p)
+                && home_now.get(p).is_none_or(|h| !h.same_content(e))
+            {
+                keep_home(
+                    p,
+                    "held back: configuration from an untrusted remote",
+                    &mut target,
+                    &mut new_overlay,
+                );
                 out.held_back.push(p.clone());
             }
         }
         // Earlier overlay rows still in force (the merged tree still differs there).
         for (p, r) in &old_overlay {
-            if !new_overlay.contains_key(p) && merged.get(p).is_some_and(|e| e.kind == EntryKind::Conflict) {
+            if !new_overlay.contains_key(p)
+                && merged.get(p).is_some_and(|e| e.kind == EntryKind::Conflict)
+            {
                 new_overlay.insert(p.clone(), r.clone());
             }
         }
         // A session being written right now that would need a rewrite (not a pure append)
         // is deferred: the merge snapshot holds the merged content, the home catches up on
         // the next sync (a sync never removes lines, so the lag is never taken for a deletion).
-        let live_ms: i64 = std::env::var("SAGE_LIVE_WINDOW_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        let live_ms: i64 = std::env::var("SAGE_LIVE_WINDOW_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000);
         let candidates: Vec<String> = target
             .iter()
-            .filter(|(p, e)| e.kind == EntryKind::Session && home_now.get(*p).is_some_and(|h| h.kind == EntryKind::Session && !h.same_content(e)))
+            .filter(|(p, e)| {
+                e.kind == EntryKind::Session
+                    && home_now
+                        .get(*p)
+                        .is_some_and(|h| h.kind == EntryKind::Session && !h.same_content(e))
+            })
             .map(|(p, _)| p.clone())
             .collect();
         for p in candidates {
-            let (Some(h), Some(t)) = (home_now.get(&p), target.get(&p)) else { continue };
+            let (Some(h), Some(t)) = (home_now.get(&p), target.get(&p)) else {
+                continue;
+            };
             if is_pure_append(self, h, t)? {
                 continue;
             }
@@ -299,18 +412,32 @@ impl Repo {
                 .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
                 .is_some_and(|m| now - (m.as_millis() as i64) < live_ms);
             if recent {
-                keep_home(&p, "deferred: the session was being written", &mut target, &mut new_overlay);
+                keep_home(
+                    &p,
+                    "deferred: the session was being written",
+                    &mut target,
+                    &mut new_overlay,
+                );
                 out.deferred.push(p);
             }
         }
         let changes = diff_trees(&self.objects, &home_now, &self.objects, &target, None)?;
         // A sync never drops data from a home unless forced.
         if !opts.force {
-            if let Some(c) = changes.iter().find(|c| c.change == ChangeKind::Removed || (c.is_session && c.lost_count > 0)) {
-                return Err(Error::Other(format!("internal error: the merge would drop data from {}; nothing was changed", c.path)));
+            if let Some(c) = changes
+                .iter()
+                .find(|c| c.change == ChangeKind::Removed || (c.is_session && c.lost_count > 0))
+            {
+                return Err(Error::Other(format!(
+                    "internal error: the merge would drop data from {}; nothing was changed",
+                    c.path
+                )));
             }
         }
-        out.sessions_extended = changes.iter().filter(|c| c.is_session && c.change == ChangeKind::Modified).count();
+        out.sessions_extended = changes
+            .iter()
+            .filter(|c| c.is_session && c.change == ChangeKind::Modified)
+            .count();
         let guard = self.db.stat_rows()?;
         let plan = CheckoutPlan {
             home: self.home.clone(),
@@ -325,12 +452,19 @@ impl Repo {
             undo: None,
             description: format!("sync with {}", opts.their_store),
         };
-        let written = if self.own_home { apply_changes(self, &self.home.clone(), &plan)? } else { vec![] };
+        let written = if self.own_home {
+            apply_changes(self, &self.home.clone(), &plan)?
+        } else {
+            vec![]
+        };
         out.written = written.len();
         crate::failpoint::hit("merge-after-apply");
         let mut stat_rows = Vec::new();
         for (path, lines) in &written {
-            if let (Ok(m), Some(e)) = (std::fs::symlink_metadata(self.home.join(path)), target.get(path)) {
+            if let (Ok(m), Some(e)) = (
+                std::fs::symlink_metadata(self.home.join(path)),
+                target.get(path),
+            ) {
                 stat_rows.push((path.clone(), crate::scan::stat_row(&m, e, *lines, now)));
             }
         }
@@ -339,7 +473,10 @@ impl Repo {
             None => Default::default(),
         };
         let path = self.db_path();
-        let wrap = |e| Error::Db { path: path.clone(), source: e };
+        let wrap = |e| Error::Db {
+            path: path.clone(),
+            source: e,
+        };
         let t = self.db.transaction()?;
         if let Some((snap, obj)) = &snap_obj {
             tx::insert_snapshot(&t, &obj.id, &obj.bytes, snap, &stats).map_err(wrap)?;
@@ -350,7 +487,22 @@ impl Repo {
         }
         overlay::replace_all(&t, &new_overlay).map_err(wrap)?;
         let kind = if opts.force { "force" } else { "sync" };
-        tx::record_op(&t, now, kind, &format!("{kind}: merge {} from store {}", opts.theirs.short(), opts.their_store), ours.as_ref(), out.head.as_ref(), ours.as_ref(), out.written > 0, None).map_err(wrap)?;
+        tx::record_op(
+            &t,
+            now,
+            kind,
+            &format!(
+                "{kind}: merge {} from store {}",
+                opts.theirs.short(),
+                opts.their_store
+            ),
+            ours.as_ref(),
+            out.head.as_ref(),
+            ours.as_ref(),
+            out.written > 0,
+            None,
+        )
+        .map_err(wrap)?;
         t.commit().map_err(wrap)?;
         Ok(out)
     }
@@ -360,7 +512,10 @@ impl Repo {
 fn is_pure_append(repo: &Repo, h: &Entry, t: &Entry) -> Result<bool> {
     let hl = crate::diff::session_lines(&repo.objects, h)?;
     let tl = crate::diff::session_lines(&repo.objects, t)?;
-    let (Some(hid), Some(_)) = (h.id, t.id) else { return Ok(false) };
-    let hs: crate::object::Session = crate::object::decode(hid, &repo.objects.read(hid, Kind::Session)?)?;
+    let (Some(hid), Some(_)) = (h.id, t.id) else {
+        return Ok(false);
+    };
+    let hs: crate::object::Session =
+        crate::object::decode(hid, &repo.objects.read(hid, Kind::Session)?)?;
     Ok(hs.tail.is_none() && tl.len() >= hl.len() && tl[..hl.len()] == hl[..])
 }

@@ -44,7 +44,13 @@ struct Session {
     bare: bool,
 }
 
-fn open(repo: &Repo, r: &Remote, create: bool, opts: &SyncOptions, report: &mut SyncReport) -> Result<Session> {
+fn open(
+    repo: &Repo,
+    r: &Remote,
+    create: bool,
+    opts: &SyncOptions,
+    report: &mut SyncReport,
+) -> Result<Session> {
     let (mut t, path) = Transport::connect(r)?;
     let hello = Msg::Hello {
         proto_min: PROTO_MIN,
@@ -105,13 +111,19 @@ struct RemoteGraph {
 fn graph(s: &mut Session) -> Result<RemoteGraph> {
     s.t.conn.send(&Msg::Graph)?;
     let (head, refs, snapshots) = expect(s.t.conn.recv()?, "GraphReply", |m| match m {
-        Msg::GraphReply { head, refs, snapshots } => Some((head, refs, snapshots)),
+        Msg::GraphReply {
+            head,
+            refs,
+            snapshots,
+        } => Some((head, refs, snapshots)),
         _ => None,
     })?;
     let mut snaps = HashMap::new();
     for SnapshotInfo { id, raw } in snapshots {
         if ObjectId::hash(Kind::Snapshot, &raw) != id {
-            return Err(Error::Other(format!("the remote sent snapshot {id} whose bytes do not match its id")));
+            return Err(Error::Other(format!(
+                "the remote sent snapshot {id} whose bytes do not match its id"
+            )));
         }
         snaps.insert(id, Snapshot::decode(id, &raw)?);
     }
@@ -133,7 +145,9 @@ fn remote_commit(s: &mut Session, why: &str) -> Result<()> {
     if s.bare {
         return Ok(());
     }
-    s.t.conn.send(&Msg::Commit { message: why.into() })?;
+    s.t.conn.send(&Msg::Commit {
+        message: why.into(),
+    })?;
     expect(s.t.conn.recv()?, "Committed", |m| match m {
         Msg::Committed { head } => Some(head),
         _ => None,
@@ -141,7 +155,13 @@ fn remote_commit(s: &mut Session, why: &str) -> Result<()> {
     Ok(())
 }
 
-fn do_pull(repo: &mut Repo, r: &Remote, s: &mut Session, opts: &SyncOptions, report: &mut SyncReport) -> Result<()> {
+fn do_pull(
+    repo: &mut Repo,
+    r: &Remote,
+    s: &mut Session,
+    opts: &SyncOptions,
+    report: &mut SyncReport,
+) -> Result<()> {
     let rg = graph(s)?;
     let local = Graph::load(&repo.db)?;
     let heads: Vec<(ObjectId, String)> = if s.bare {
@@ -150,7 +170,10 @@ fn do_pull(repo: &mut Repo, r: &Remote, s: &mut Session, opts: &SyncOptions, rep
             .filter_map(|(n, id)| n.strip_prefix("stores/").map(|st| (*id, st.to_string())))
             .collect()
     } else {
-        rg.head.map(|h| (h, s.store_id.clone())).into_iter().collect()
+        rg.head
+            .map(|h| (h, s.store_id.clone()))
+            .into_iter()
+            .collect()
     };
     // Snapshots reachable from the remote heads that this store lacks, parents first.
     let mut need = HashSet::new();
@@ -159,19 +182,33 @@ fn do_pull(repo: &mut Repo, r: &Remote, s: &mut Session, opts: &SyncOptions, rep
         if local.contains(&x) || !need.insert(x) {
             continue;
         }
-        let snap = rg.snaps.get(&x).ok_or_else(|| Error::Other(format!("the remote names snapshot {x} but did not send it")))?;
+        let snap = rg.snaps.get(&x).ok_or_else(|| {
+            Error::Other(format!("the remote names snapshot {x} but did not send it"))
+        })?;
         stack.extend(snap.parents.iter().copied());
     }
-    let parents: HashMap<ObjectId, Vec<ObjectId>> = rg.snaps.iter().map(|(i, s)| (*i, s.parents.clone())).collect();
+    let parents: HashMap<ObjectId, Vec<ObjectId>> = rg
+        .snaps
+        .iter()
+        .map(|(i, s)| (*i, s.parents.clone()))
+        .collect();
     let times: HashMap<ObjectId, i64> = rg.snaps.iter().map(|(i, s)| (*i, s.time)).collect();
     let wants = topo(&need, &parents, &times);
-    let haves: Vec<ObjectId> = rg.snaps.keys().filter(|id| local.contains(id)).copied().collect();
+    let haves: Vec<ObjectId> = rg
+        .snaps
+        .keys()
+        .filter(|id| local.contains(id))
+        .copied()
+        .collect();
     report.snapshots_received = wants.len();
     if opts.dry_run {
         return Ok(());
     }
     if !wants.is_empty() {
-        s.t.conn.send(&Msg::Fetch { wants: wants.clone(), haves })?;
+        s.t.conn.send(&Msg::Fetch {
+            wants: wants.clone(),
+            haves,
+        })?;
         loop {
             match s.t.conn.recv()? {
                 Msg::PackStart { bytes, .. } => {
@@ -181,12 +218,19 @@ fn do_pull(repo: &mut Repo, r: &Remote, s: &mut Session, opts: &SyncOptions, rep
                 Msg::FetchDone { snaps } => {
                     let want_set: HashSet<ObjectId> = wants.iter().copied().collect();
                     if snaps.iter().any(|x| !want_set.contains(&x.id)) {
-                        return Err(Error::Other("the remote sent snapshots that were not asked for".into()));
+                        return Err(Error::Other(
+                            "the remote sent snapshots that were not asked for".into(),
+                        ));
                     }
                     store_snapshots(repo, &snaps)?;
                     break;
                 }
-                other => return Err(Error::Other(format!("protocol error: unexpected {:?} during fetch", std::mem::discriminant(&other)))),
+                other => {
+                    return Err(Error::Other(format!(
+                        "protocol error: unexpected {:?} during fetch",
+                        std::mem::discriminant(&other)
+                    )))
+                }
             }
         }
     }
@@ -208,16 +252,30 @@ fn do_pull(repo: &mut Repo, r: &Remote, s: &mut Session, opts: &SyncOptions, rep
     Ok(())
 }
 
-fn do_push(repo: &mut Repo, s: &mut Session, opts: &SyncOptions, report: &mut SyncReport) -> Result<()> {
+fn do_push(
+    repo: &mut Repo,
+    s: &mut Session,
+    opts: &SyncOptions,
+    report: &mut SyncReport,
+) -> Result<()> {
     let Some(head) = repo.head()? else {
-        return Err(Error::Refused("nothing to push: this store has no snapshot yet (`sage commit` first)".into()));
+        return Err(Error::Refused(
+            "nothing to push: this store has no snapshot yet (`sage commit` first)".into(),
+        ));
     };
     let rg = graph(s)?;
     let local = Graph::load(&repo.db)?;
     let wants = local.missing_from(&[head], &|x| rg.snaps.contains_key(x));
-    let haves: Vec<ObjectId> = rg.snaps.keys().filter(|id| local.contains(id)).copied().collect();
+    let haves: Vec<ObjectId> = rg
+        .snaps
+        .keys()
+        .filter(|id| local.contains(id))
+        .copied()
+        .collect();
     let mut objects = objects_to_send(repo, &wants, &haves)?;
-    if haves.is_empty() && !objects.is_empty() && !rg.snaps.is_empty() || (haves.is_empty() && !opts.dry_run && !objects.is_empty()) {
+    if haves.is_empty() && !objects.is_empty() && !rg.snaps.is_empty()
+        || (haves.is_empty() && !opts.dry_run && !objects.is_empty())
+    {
         // No snapshot in common: the remote may still hold many objects (an interrupted
         // first push, a home copied by hand): ask, in batches.
         let mut keep = Vec::with_capacity(objects.len());
@@ -230,7 +288,9 @@ fn do_push(repo: &mut Repo, s: &mut Session, opts: &SyncOptions, report: &mut Sy
                 _ => None,
             })?;
             if have.len() != chunk.len() {
-                return Err(Error::Other("protocol error: HaveReply of the wrong length".into()));
+                return Err(Error::Other(
+                    "protocol error: HaveReply of the wrong length".into(),
+                ));
             }
             keep.extend(chunk.iter().zip(have).filter(|(_, h)| !h).map(|(o, _)| *o));
         }
@@ -246,14 +306,18 @@ fn do_push(repo: &mut Repo, s: &mut Session, opts: &SyncOptions, report: &mut Sy
         s.t.conn.send(&Msg::Snapshots {
             snaps: snapshot_infos(repo, &wants)?,
         })?;
-        expect(s.t.conn.recv()?, "SnapshotsStored", |m| matches!(m, Msg::SnapshotsStored { .. }).then_some(()))?;
+        expect(s.t.conn.recv()?, "SnapshotsStored", |m| {
+            matches!(m, Msg::SnapshotsStored { .. }).then_some(())
+        })?;
     }
     if s.bare {
         s.t.conn.send(&Msg::SetRef {
             name: format!("stores/{}", repo.store_id()?),
             id: head,
         })?;
-        expect(s.t.conn.recv()?, "RefSet", |m| matches!(m, Msg::RefSet).then_some(()))?;
+        expect(s.t.conn.recv()?, "RefSet", |m| {
+            matches!(m, Msg::RefSet).then_some(())
+        })?;
         report.push = Some(format!("stored as stores/{}", repo.store_id()?));
         report.remote_head = Some(head.to_hex());
     } else {
@@ -284,7 +348,9 @@ pub enum Direction {
 pub fn run(repo: &mut Repo, name: &str, dir: Direction, opts: &SyncOptions) -> Result<SyncReport> {
     let r = remote::get(&repo.db, name)?;
     if r.bare && opts.force {
-        return Err(Error::Usage("--force makes no sense for a bare store (it never merges)".into()));
+        return Err(Error::Usage(
+            "--force makes no sense for a bare store (it never merges)".into(),
+        ));
     }
     let mut report = SyncReport {
         dry_run: opts.dry_run,
@@ -296,7 +362,10 @@ pub fn run(repo: &mut Repo, name: &str, dir: Direction, opts: &SyncOptions) -> R
     let mut s = open(repo, &r, dir != Direction::Pull, opts, &mut report)?;
     let result = (|| -> Result<()> {
         if !opts.dry_run {
-            remote_commit(&mut s, &format!("before sync from {}", crate::clock::host()))?;
+            remote_commit(
+                &mut s,
+                &format!("before sync from {}", crate::clock::host()),
+            )?;
         }
         if dir != Direction::Push && !opts.force {
             do_pull(repo, &r, &mut s, opts, &mut report)?;
@@ -329,12 +398,16 @@ pub fn probe(r: &Remote) -> Result<(String, String, bool)> {
         create: false,
     })?;
     match t.conn.recv() {
-        Ok(Msg::Welcome { version, store_id, .. }) => {
+        Ok(Msg::Welcome {
+            version, store_id, ..
+        }) => {
             t.finish()?;
             Ok((version, store_id, true))
         }
         Ok(_) => Err(Error::Other("protocol error: expected Welcome".into())),
-        Err(Error::Other(m)) if m.contains("has no sage store yet") => Ok((String::from("?"), String::new(), false)),
+        Err(Error::Other(m)) if m.contains("has no sage store yet") => {
+            Ok((String::from("?"), String::new(), false))
+        }
         Err(e) => Err(t.explain(e)),
     }
 }

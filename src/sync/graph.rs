@@ -63,7 +63,11 @@ impl Graph {
     }
 
     /// Snapshots reachable from `heads` that `known` lacks, parents before children.
-    pub fn missing_from(&self, heads: &[ObjectId], known: &dyn Fn(&ObjectId) -> bool) -> Vec<ObjectId> {
+    pub fn missing_from(
+        &self,
+        heads: &[ObjectId],
+        known: &dyn Fn(&ObjectId) -> bool,
+    ) -> Vec<ObjectId> {
         let mut need = HashSet::new();
         let mut stack: Vec<ObjectId> = heads.to_vec();
         while let Some(x) = stack.pop() {
@@ -79,12 +83,22 @@ impl Graph {
 }
 
 /// Order `set` parents first (ties by time, then id).
-pub fn topo(set: &HashSet<ObjectId>, parents: &HashMap<ObjectId, Vec<ObjectId>>, time: &HashMap<ObjectId, i64>) -> Vec<ObjectId> {
+pub fn topo(
+    set: &HashSet<ObjectId>,
+    parents: &HashMap<ObjectId, Vec<ObjectId>>,
+    time: &HashMap<ObjectId, i64>,
+) -> Vec<ObjectId> {
     let mut out = Vec::with_capacity(set.len());
     let mut done = HashSet::new();
     let mut items: Vec<ObjectId> = set.iter().copied().collect();
     items.sort_by_key(|id| (time.get(id).copied().unwrap_or(0), *id));
-    fn visit(x: ObjectId, set: &HashSet<ObjectId>, parents: &HashMap<ObjectId, Vec<ObjectId>>, done: &mut HashSet<ObjectId>, out: &mut Vec<ObjectId>) {
+    fn visit(
+        x: ObjectId,
+        set: &HashSet<ObjectId>,
+        parents: &HashMap<ObjectId, Vec<ObjectId>>,
+        done: &mut HashSet<ObjectId>,
+        out: &mut Vec<ObjectId>,
+    ) {
         if !set.contains(&x) || done.contains(&x) {
             return;
         }

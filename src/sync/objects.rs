@@ -5,7 +5,9 @@
 use crate::db::tx;
 use crate::error::{Error, IoContext, Result};
 use crate::id::{Kind, ObjectId};
-use crate::object::{decode, Chunked, Conflict, DirNode, Entry, EntryKind, ListNode, Session, LARGE_OBJECT};
+use crate::object::{
+    decode, Chunked, Conflict, DirNode, Entry, EntryKind, ListNode, Session, LARGE_OBJECT,
+};
 use crate::pack::{Pack, PackWriter};
 use crate::protocol::{Conn, Msg, SnapshotInfo, CHUNK};
 use crate::repo::Repo;
@@ -15,7 +17,13 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 
 /// Objects one entry needs, children first; lines the receiver is known to hold are skipped.
-fn entry_objects(repo: &Repo, e: &Entry, base: Option<&Entry>, out: &mut Vec<(Kind, ObjectId)>, sent: &mut HashSet<ObjectId>) -> Result<()> {
+fn entry_objects(
+    repo: &Repo,
+    e: &Entry,
+    base: Option<&Entry>,
+    out: &mut Vec<(Kind, ObjectId)>,
+    sent: &mut HashSet<ObjectId>,
+) -> Result<()> {
     let Some(id) = e.id else { return Ok(()) };
     if sent.contains(&id) {
         return Ok(());
@@ -26,9 +34,16 @@ fn entry_objects(repo: &Repo, e: &Entry, base: Option<&Entry>, out: &mut Vec<(Ki
             let s: Session = decode(id, &repo.objects.read(id, Kind::Session)?)?;
             let mut known: HashSet<ObjectId> = HashSet::new();
             let mut known_nodes: HashSet<ObjectId> = HashSet::new();
-            if let Some(b) = base.filter(|b| b.kind == EntryKind::Session).and_then(|b| b.id) {
+            if let Some(b) = base
+                .filter(|b| b.kind == EntryKind::Session)
+                .and_then(|b| b.id)
+            {
                 if let Ok(bs) = decode::<Session>(b, &repo.objects.read(b, Kind::Session)?) {
-                    known.extend(crate::prolly::read_lines(&repo.objects, bs.lines)?.iter().map(|l| l.id));
+                    known.extend(
+                        crate::prolly::read_lines(&repo.objects, bs.lines)?
+                            .iter()
+                            .map(|l| l.id),
+                    );
                     if let Some(r) = bs.lines {
                         let mut nodes = Vec::new();
                         crate::prolly::list_nodes(&repo.objects, r, Kind::ListNode, &mut nodes)?;
@@ -36,7 +51,10 @@ fn entry_objects(repo: &Repo, e: &Entry, base: Option<&Entry>, out: &mut Vec<(Ki
                     }
                 }
             }
-            for l in crate::prolly::read_lines(&repo.objects, s.lines)?.into_iter().chain(s.tail) {
+            for l in crate::prolly::read_lines(&repo.objects, s.lines)?
+                .into_iter()
+                .chain(s.tail)
+            {
                 if !known.contains(&l.id) {
                     data_objects(repo, l.id, l.len, Kind::Line, out, sent)?;
                 }
@@ -68,7 +86,14 @@ fn entry_objects(repo: &Repo, e: &Entry, base: Option<&Entry>, out: &mut Vec<(Ki
     Ok(())
 }
 
-fn data_objects(repo: &Repo, id: ObjectId, len: u64, small: Kind, out: &mut Vec<(Kind, ObjectId)>, sent: &mut HashSet<ObjectId>) -> Result<()> {
+fn data_objects(
+    repo: &Repo,
+    id: ObjectId,
+    len: u64,
+    small: Kind,
+    out: &mut Vec<(Kind, ObjectId)>,
+    sent: &mut HashSet<ObjectId>,
+) -> Result<()> {
     if len >= LARGE_OBJECT {
         let c: Chunked = decode(id, &repo.objects.read(id, Kind::Chunked)?)?;
         for ch in c.chunks {
@@ -86,7 +111,12 @@ fn data_objects(repo: &Repo, id: ObjectId, len: u64, small: Kind, out: &mut Vec<
 }
 
 /// DirNode ids of a tree, each after all its descendants.
-fn dir_nodes(repo: &Repo, root: ObjectId, skip: &HashSet<ObjectId>, out: &mut Vec<ObjectId>) -> Result<()> {
+fn dir_nodes(
+    repo: &Repo,
+    root: ObjectId,
+    skip: &HashSet<ObjectId>,
+    out: &mut Vec<ObjectId>,
+) -> Result<()> {
     if skip.contains(&root) {
         return Ok(());
     }
@@ -111,7 +141,11 @@ fn all_dir_nodes(repo: &Repo, root: ObjectId) -> Result<HashSet<ObjectId>> {
 
 /// The objects a receiver needs to hold `wanted` (parents first) completely, given that it
 /// holds the snapshots `haves`. Children come before the nodes that name them.
-pub fn objects_to_send(repo: &Repo, wanted: &[ObjectId], haves: &[ObjectId]) -> Result<Vec<(Kind, ObjectId)>> {
+pub fn objects_to_send(
+    repo: &Repo,
+    wanted: &[ObjectId],
+    haves: &[ObjectId],
+) -> Result<Vec<(Kind, ObjectId)>> {
     let mut out = Vec::new();
     let mut sent = HashSet::new();
     let mut flats: HashMap<ObjectId, FlatTree> = HashMap::new();
@@ -124,7 +158,13 @@ pub fn objects_to_send(repo: &Repo, wanted: &[ObjectId], haves: &[ObjectId]) -> 
     let mut available: HashSet<ObjectId> = haves.iter().copied().collect();
     for w in wanted {
         let row = repo.snapshot(w)?;
-        let base = row.snap.parents.iter().copied().find(|p| available.contains(p)).or(newest_have);
+        let base = row
+            .snap
+            .parents
+            .iter()
+            .copied()
+            .find(|p| available.contains(p))
+            .or(newest_have);
         let flat = flatten(&repo.objects, row.snap.root)?;
         let (base_flat, base_nodes) = match base {
             Some(b) => {
@@ -172,7 +212,12 @@ pub fn objects_to_send(repo: &Repo, wanted: &[ObjectId], haves: &[ObjectId]) -> 
 const SEND_PACK_RAW: u64 = 128 << 20;
 
 /// Write `objects` into packs in a temp dir and stream them; the peer stores each one.
-pub fn send_packs<R: Read, W: Write>(repo: &Repo, conn: &mut Conn<R, W>, objects: &[(Kind, ObjectId)], progress: &dyn Fn(u64, u64)) -> Result<u64> {
+pub fn send_packs<R: Read, W: Write>(
+    repo: &Repo,
+    conn: &mut Conn<R, W>,
+    objects: &[(Kind, ObjectId)],
+    progress: &dyn Fn(u64, u64),
+) -> Result<u64> {
     if objects.is_empty() {
         return Ok(0);
     }
@@ -192,14 +237,23 @@ pub fn send_packs<R: Read, W: Write>(repo: &Repo, conn: &mut Conn<R, W>, objects
             i += 1;
         }
         let count = w.object_count() as u64;
-        let Some((name, _)) = w.finish()? else { continue };
+        let Some((name, _)) = w.finish()? else {
+            continue;
+        };
         let path = tmp.path().join(format!("{name}.pack"));
-        let size = std::fs::metadata(&path).ctx(|| format!("reading {}", path.display()))?.len();
-        conn.send(&Msg::PackStart { objects: count, bytes: size })?;
+        let size = std::fs::metadata(&path)
+            .ctx(|| format!("reading {}", path.display()))?
+            .len();
+        conn.send(&Msg::PackStart {
+            objects: count,
+            bytes: size,
+        })?;
         let mut f = std::fs::File::open(&path).ctx(|| format!("opening {}", path.display()))?;
         let mut buf = vec![0u8; CHUNK];
         loop {
-            let n = f.read(&mut buf).ctx(|| format!("reading {}", path.display()))?;
+            let n = f
+                .read(&mut buf)
+                .ctx(|| format!("reading {}", path.display()))?;
             if n == 0 {
                 break;
             }
@@ -219,7 +273,13 @@ pub fn send_packs<R: Read, W: Write>(repo: &Repo, conn: &mut Conn<R, W>, objects
 
 /// The objects an object names, with the kind each must have.
 pub fn references(kind: Kind, id: ObjectId, bytes: &[u8]) -> Result<Vec<(ObjectId, Kind)>> {
-    let data_kind = |len: u64, small: Kind| if len >= LARGE_OBJECT { Kind::Chunked } else { small };
+    let data_kind = |len: u64, small: Kind| {
+        if len >= LARGE_OBJECT {
+            Kind::Chunked
+        } else {
+            small
+        }
+    };
     let mut out = Vec::new();
     let entry_refs = |e: &Entry, out: &mut Vec<(ObjectId, Kind)>| -> Result<()> {
         if !valid_name(&e.name) {
@@ -245,7 +305,12 @@ pub fn references(kind: Kind, id: ObjectId, bytes: &[u8]) -> Result<Vec<(ObjectI
     };
     match kind {
         Kind::Line | Kind::Blob => {}
-        Kind::Chunked => out.extend(decode::<Chunked>(id, bytes)?.chunks.iter().map(|c| (c.id, Kind::Blob))),
+        Kind::Chunked => out.extend(
+            decode::<Chunked>(id, bytes)?
+                .chunks
+                .iter()
+                .map(|c| (c.id, Kind::Blob)),
+        ),
         Kind::ListNode => {
             let n: ListNode = decode(id, bytes)?;
             out.extend(n.lines.iter().map(|l| (l.id, data_kind(l.len, Kind::Line))));
@@ -280,44 +345,72 @@ pub fn references(kind: Kind, id: ObjectId, bytes: &[u8]) -> Result<Vec<(ObjectI
 /// Receive one pack (after `PackStart`): write it to a temp file, then check it whole: its
 /// structure, every object's hash, and that every object it names is in the pack or the
 /// store. Only then is it renamed into place and indexed.
-pub fn receive_pack<R: Read, W: Write>(repo: &mut Repo, conn: &mut Conn<R, W>, expect_bytes: u64) -> Result<Option<String>> {
+pub fn receive_pack<R: Read, W: Write>(
+    repo: &mut Repo,
+    conn: &mut Conn<R, W>,
+    expect_bytes: u64,
+) -> Result<Option<String>> {
     const MAX_PACK: u64 = 8 << 30;
     if expect_bytes > MAX_PACK {
-        return Err(Error::Other(format!("protocol error: announced pack of {expect_bytes} bytes is too large")));
+        return Err(Error::Other(format!(
+            "protocol error: announced pack of {expect_bytes} bytes is too large"
+        )));
     }
     let dir = repo.objects.packs_dir();
     std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!("tmp-recv-{}-{}.pack", std::process::id(), rand::random::<u64>()));
+    let tmp = dir.join(format!(
+        "tmp-recv-{}-{}.pack",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let guard = TempGuard(tmp.clone());
     {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?);
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?,
+        );
         let mut got = 0u64;
         loop {
             match conn.recv()? {
                 Msg::PackChunk(b) => {
                     got += b.len() as u64;
                     if got > expect_bytes {
-                        return Err(Error::Other("protocol error: the peer sent more pack bytes than announced".into()));
+                        return Err(Error::Other(
+                            "protocol error: the peer sent more pack bytes than announced".into(),
+                        ));
                     }
-                    f.write_all(&b).ctx(|| format!("writing {}", tmp.display()))?;
+                    f.write_all(&b)
+                        .ctx(|| format!("writing {}", tmp.display()))?;
                 }
                 Msg::PackEnd => break,
-                other => return Err(Error::Other(format!("protocol error: unexpected {:?} inside a pack", std::mem::discriminant(&other)))),
+                other => {
+                    return Err(Error::Other(format!(
+                        "protocol error: unexpected {:?} inside a pack",
+                        std::mem::discriminant(&other)
+                    )))
+                }
             }
         }
         if got != expect_bytes {
-            return Err(Error::Other(format!("protocol error: pack has {got} bytes, {expect_bytes} announced")));
+            return Err(Error::Other(format!(
+                "protocol error: pack has {got} bytes, {expect_bytes} announced"
+            )));
         }
         f.flush().ctx(|| format!("writing {}", tmp.display()))?;
-        f.get_ref().sync_all().ctx(|| format!("syncing {}", tmp.display()))?;
+        f.get_ref()
+            .sync_all()
+            .ctx(|| format!("syncing {}", tmp.display()))?;
     }
     let pack = Pack::open(&tmp)?;
     let (stored, actual) = pack.checksums();
     if stored != actual {
-        return Err(Error::Other("the received pack does not match its checksum: rejected".into()));
+        return Err(Error::Other(
+            "the received pack does not match its checksum: rejected".into(),
+        ));
     }
     let name = hex::encode(&actual[..16]);
-    let in_pack: HashSet<ObjectId> = (0..pack.object_count()).map(|i| pack.entry(i).map(|e| e.id)).collect::<Result<_>>()?;
+    let in_pack: HashSet<ObjectId> = (0..pack.object_count())
+        .map(|i| pack.entry(i).map(|e| e.id))
+        .collect::<Result<_>>()?;
     let mut blocks: HashMap<u32, Vec<crate::pack::IndexEntry>> = HashMap::new();
     for i in 0..pack.object_count() {
         let e = pack.entry(i)?;
@@ -328,13 +421,22 @@ pub fn receive_pack<R: Read, W: Write>(repo: &mut Repo, conn: &mut Conn<R, W>, e
         for e in entries {
             let bytes = &data[e.offset as usize..(e.offset + e.len) as usize];
             if ObjectId::hash(e.kind, bytes) != e.id {
-                return Err(Error::Other(format!("the peer sent object {} whose bytes do not match its id: rejected", e.id)));
+                return Err(Error::Other(format!(
+                    "the peer sent object {} whose bytes do not match its id: rejected",
+                    e.id
+                )));
             }
             for (r, k) in references(e.kind, e.id, bytes)? {
                 if in_pack.contains(&r) {
                     match pack.find(&r)? {
                         Some(x) if x.kind == k => continue,
-                        _ => return Err(Error::Other(format!("object {} names {r} as a {} but it is not one: rejected", e.id, k.name()))),
+                        _ => {
+                            return Err(Error::Other(format!(
+                                "object {} names {r} as a {} but it is not one: rejected",
+                                e.id,
+                                k.name()
+                            )))
+                        }
                     }
                 }
                 match repo.objects.locate(&r)? {
@@ -356,10 +458,20 @@ pub fn receive_pack<R: Read, W: Write>(repo: &mut Repo, conn: &mut Conn<R, W>, e
     crate::failpoint::hit("receive-after-pack-rename");
     repo.objects.add_pack(&name)?;
     let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-    let count = repo.objects.packs().last().map(|p| p.object_count()).unwrap_or(0);
+    let count = repo
+        .objects
+        .packs()
+        .last()
+        .map(|p| p.object_count())
+        .unwrap_or(0);
     let path = repo.db_path();
     let t = repo.db.transaction()?;
-    tx::insert_pack(&t, &name, size, count as u64, crate::clock::now_ms()).map_err(|e| Error::Db { path: path.clone(), source: e })?;
+    tx::insert_pack(&t, &name, size, count as u64, crate::clock::now_ms()).map_err(|e| {
+        Error::Db {
+            path: path.clone(),
+            source: e,
+        }
+    })?;
     t.commit().map_err(|e| Error::Db { path, source: e })?;
     Ok(Some(name))
 }
@@ -377,12 +489,20 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
     let mut decoded = Vec::new();
     for s in snaps {
         if ObjectId::hash(Kind::Snapshot, &s.raw) != s.id {
-            return Err(Error::Other(format!("snapshot {} does not match its id: rejected", s.id)));
+            return Err(Error::Other(format!(
+                "snapshot {} does not match its id: rejected",
+                s.id
+            )));
         }
         let snap = Snapshot::decode(s.id, &s.raw)?;
         match repo.objects.locate(&snap.root)? {
             Some((_, e)) if e.kind == Kind::DirNode => {}
-            _ => return Err(Error::Other(format!("snapshot {} arrived without its tree: rejected", s.id))),
+            _ => {
+                return Err(Error::Other(format!(
+                    "snapshot {} arrived without its tree: rejected",
+                    s.id
+                )))
+            }
         }
         decoded.push((s.id, s.raw.clone(), snap));
     }
@@ -390,14 +510,20 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
     for (id, _, snap) in &decoded {
         for p in &snap.parents {
             if !batch.contains(p) && repo.db.snapshot(p)?.is_none() {
-                return Err(Error::Other(format!("snapshot {id} names parent {p}, which this store lacks: rejected")));
+                return Err(Error::Other(format!(
+                    "snapshot {id} names parent {p}, which this store lacks: rejected"
+                )));
             }
         }
     }
-    let parents: HashMap<ObjectId, Vec<ObjectId>> = decoded.iter().map(|(i, _, s)| (*i, s.parents.clone())).collect();
+    let parents: HashMap<ObjectId, Vec<ObjectId>> = decoded
+        .iter()
+        .map(|(i, _, s)| (*i, s.parents.clone()))
+        .collect();
     let times: HashMap<ObjectId, i64> = decoded.iter().map(|(i, _, s)| (*i, s.time)).collect();
     let order = super::graph::topo(&batch, &parents, &times);
-    let by_id: HashMap<ObjectId, (Vec<u8>, Snapshot)> = decoded.into_iter().map(|(i, r, s)| (i, (r, s))).collect();
+    let by_id: HashMap<ObjectId, (Vec<u8>, Snapshot)> =
+        decoded.into_iter().map(|(i, r, s)| (i, (r, s))).collect();
     let mut stats = HashMap::new();
     for id in &order {
         let (_, s) = &by_id[id];
@@ -405,7 +531,10 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
         stats.insert(*id, crate::tree::stats_of(&repo.objects, &flat)?);
     }
     let path = repo.db_path();
-    let wrap = |e| Error::Db { path: path.clone(), source: e };
+    let wrap = |e| Error::Db {
+        path: path.clone(),
+        source: e,
+    };
     let t = repo.db.transaction()?;
     let mut added = 0;
     for id in &order {
@@ -423,7 +552,10 @@ pub fn snapshot_infos(repo: &Repo, ids: &[ObjectId]) -> Result<Vec<SnapshotInfo>
     ids.iter()
         .map(|id| {
             let row = repo.snapshot(id)?;
-            Ok(SnapshotInfo { id: *id, raw: row.raw })
+            Ok(SnapshotInfo {
+                id: *id,
+                raw: row.raw,
+            })
         })
         .collect()
 }

@@ -19,7 +19,10 @@ pub struct OverlayRow {
 }
 
 pub fn load(db: &Db) -> Result<BTreeMap<String, OverlayRow>> {
-    let mut st = db.conn.prepare("SELECT path, entry, reason, since FROM overlay").map_err(|e| db.db_err(e))?;
+    let mut st = db
+        .conn
+        .prepare("SELECT path, entry, reason, since FROM overlay")
+        .map_err(|e| db.db_err(e))?;
     let rows = st
         .query_map([], |r| {
             Ok((
@@ -34,15 +37,30 @@ pub fn load(db: &Db) -> Result<BTreeMap<String, OverlayRow>> {
     for row in rows {
         let (path, entry, reason, since) = row.map_err(|e| db.db_err(e))?;
         let entry = match entry {
-            Some(b) => Some(rmp_serde::from_slice::<Entry>(&b).map_err(|e| Error::Other(format!("overlay row {path}: {e}; run `sage verify --repair`")))?),
+            Some(b) => Some(rmp_serde::from_slice::<Entry>(&b).map_err(|e| {
+                Error::Other(format!(
+                    "overlay row {path}: {e}; run `sage verify --repair`"
+                ))
+            })?),
             None => None,
         };
-        out.insert(path.clone(), OverlayRow { path, entry, reason, since });
+        out.insert(
+            path.clone(),
+            OverlayRow {
+                path,
+                entry,
+                reason,
+                since,
+            },
+        );
     }
     Ok(out)
 }
 
-pub fn replace_all(t: &rusqlite::Transaction, rows: &BTreeMap<String, OverlayRow>) -> rusqlite::Result<()> {
+pub fn replace_all(
+    t: &rusqlite::Transaction,
+    rows: &BTreeMap<String, OverlayRow>,
+) -> rusqlite::Result<()> {
     t.execute("DELETE FROM overlay", [])?;
     for r in rows.values() {
         t.execute(
@@ -72,7 +90,11 @@ pub fn home_view(head: &FlatTree, overlay: &BTreeMap<String, OverlayRow>) -> Fla
 /// Substitute HEAD's entries where a scanned home still matches its overlay; drop overlay rows
 /// the home no longer matches (the user changed the file: that is a real edit). Returns the
 /// rows that still hold.
-pub fn fold_scan(scanned: &mut FlatTree, head: &FlatTree, overlay: &BTreeMap<String, OverlayRow>) -> BTreeMap<String, OverlayRow> {
+pub fn fold_scan(
+    scanned: &mut FlatTree,
+    head: &FlatTree,
+    overlay: &BTreeMap<String, OverlayRow>,
+) -> BTreeMap<String, OverlayRow> {
     let mut keep = BTreeMap::new();
     for (p, r) in overlay {
         let now = scanned.get(p);

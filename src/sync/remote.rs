@@ -8,7 +8,11 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Location {
     Local(PathBuf),
-    Ssh { host: String, port: Option<u16>, path: String },
+    Ssh {
+        host: String,
+        port: Option<u16>,
+        path: String,
+    },
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -31,13 +35,22 @@ pub fn parse_location(url: &str) -> Result<Location> {
             None => (rest, "~/.claude".to_string()),
         };
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| Error::Usage(format!("{url}: bad port {p:?}")))?)),
+            Some((h, p)) => (
+                h,
+                Some(
+                    p.parse::<u16>()
+                        .map_err(|_| Error::Usage(format!("{url}: bad port {p:?}")))?,
+                ),
+            ),
             None => (hostport, None),
         };
         if host.is_empty() {
             return Err(Error::Usage(format!("{url}: no host")));
         }
-        let path = path.strip_prefix("/~").map(|p| format!("~{p}")).unwrap_or(path);
+        let path = path
+            .strip_prefix("/~")
+            .map(|p| format!("~{p}"))
+            .unwrap_or(path);
         return Ok(Location::Ssh {
             host: host.to_string(),
             port,
@@ -55,7 +68,11 @@ pub fn parse_location(url: &str) -> Result<Location> {
             if host.is_empty() || host.ends_with('@') {
                 return Err(Error::Usage(format!("{url}: no host")));
             }
-            let path = if path.is_empty() { "~/.claude".to_string() } else { path };
+            let path = if path.is_empty() {
+                "~/.claude".to_string()
+            } else {
+                path
+            };
             Ok(Location::Ssh {
                 host: host.to_string(),
                 port: None,
@@ -100,7 +117,10 @@ pub fn get(db: &Db, name: &str) -> Result<Remote> {
 
 pub fn add(db: &Db, r: &Remote) -> Result<()> {
     if r.name.is_empty() || r.name.contains(['/', ':', '@', ' ']) {
-        return Err(Error::Usage(format!("{:?} is not a usable remote name (no '/', ':', '@' or spaces)", r.name)));
+        return Err(Error::Usage(format!(
+            "{:?} is not a usable remote name (no '/', ':', '@' or spaces)",
+            r.name
+        )));
     }
     db.conn
         .execute(
@@ -117,7 +137,10 @@ pub fn add(db: &Db, r: &Remote) -> Result<()> {
 }
 
 pub fn remove(db: &Db, name: &str) -> Result<()> {
-    let n = db.conn.execute("DELETE FROM remotes WHERE name=?1", [name]).map_err(|e| db.db_err(e))?;
+    let n = db
+        .conn
+        .execute("DELETE FROM remotes WHERE name=?1", [name])
+        .map_err(|e| db.db_err(e))?;
     if n == 0 {
         return Err(Error::Usage(format!("no remote named {name:?}")));
     }
@@ -161,7 +184,13 @@ mod tests {
                 path: "/home/me/.claude".into()
             }
         );
-        assert!(matches!(parse_location("/mnt/other/.claude").unwrap(), Location::Local(_)));
-        assert!(matches!(parse_location("./dir:with@odd").unwrap(), Location::Local(_)));
+        assert!(matches!(
+            parse_location("/mnt/other/.claude").unwrap(),
+            Location::Local(_)
+        ));
+        assert!(matches!(
+            parse_location("./dir:with@odd").unwrap(),
+            Location::Local(_)
+        ));
     }
 }
