@@ -357,8 +357,24 @@ impl Repo {
                 },
             );
         };
+        // Paths this home's rules exclude (its .sageignore, secrets, caches) are never written,
+        // whatever a peer's tree holds.
+        let rules = crate::rules::Rules::load(&self.home)?;
         for (p, e) in &merged {
-            if e.kind == EntryKind::Conflict {
+            let ignored = p.split('/').scan(String::new(), |acc, part| {
+                if !acc.is_empty() {
+                    acc.push('/');
+                }
+                acc.push_str(part);
+                Some(acc.clone())
+            });
+            let ignored = ignored.enumerate().any(|(i, prefix)| {
+                let is_dir = i + 1 < p.split('/').count() || e.kind == EntryKind::Dir;
+                rules.excluded(&prefix, is_dir).is_some()
+            });
+            if ignored {
+                keep_home(p, "ignored on this machine", &mut target, &mut new_overlay);
+            } else if e.kind == EntryKind::Conflict {
                 keep_home(p, "conflict", &mut target, &mut new_overlay);
             } else if !opts.trust_config
                 && !opts.force
