@@ -483,20 +483,30 @@ fn temp_path(home: &Path, rel: &str) -> std::path::PathBuf {
 
 /// Write one entry's bytes to a new temp file; returns the session's line count.
 fn write_temp(src: &crate::store::ObjectStore, tmp: &Path, e: &Entry) -> Result<u64> {
-    let _ = std::fs::remove_file(tmp);
     if e.kind == EntryKind::Symlink {
         let target = std::ffi::OsStr::from_encoded_bytes_unchecked_safe(&e.target);
-        std::os::unix::fs::symlink(target, tmp)
-            .ctx(|| format!("creating symlink {}", tmp.display()))?;
+        let mut r = std::os::unix::fs::symlink(target, tmp);
+        if r.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) {
+            let _ = std::fs::remove_file(tmp); // left by a killed run
+            r = std::os::unix::fs::symlink(target, tmp);
+        }
+        r.ctx(|| format!("creating symlink {}", tmp.display()))?;
         return Ok(0);
     }
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(if e.exec { 0o777 } else { 0o666 })
-        .open(tmp)
-        .ctx(|| format!("creating {}", tmp.display()))?;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(if e.exec { 0o777 } else { 0o666 })
+            .open(tmp)
+    };
+    let mut f = open();
+    if f.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) {
+        let _ = std::fs::remove_file(tmp); // left by a killed run
+        f = open();
+    }
+    let f = f.ctx(|| format!("creating {}", tmp.display()))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
     let mut lines = 0;
     if e.kind == EntryKind::Session {
