@@ -33,7 +33,7 @@ impl ObjectStore {
             level: std::env::var("SAGE_ZSTD_LEVEL")
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(1),
+                .unwrap_or(3), // level 3: ~10% smaller than 1 for ~15% more time (README figures)
         };
         s.reload()?;
         Ok(s)
