@@ -22,6 +22,15 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+/// The home as it is: its tree, the safety snapshot holding it, objects of a read-only scan,
+/// and the stat rows to detect files that change before the plan is applied.
+type CurrentState = (
+    FlatTree,
+    Option<ObjectId>,
+    MemObjects,
+    HashMap<String, StatRow>,
+);
+
 /// What a plan would do to the home, for the preview and the confirmation rule.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Impact {
@@ -119,16 +128,7 @@ impl Repo {
 
     /// The home as it is now: after a safety commit for the own home (returns its id), or a
     /// read-only scan for another directory.
-    fn current_state(
-        &mut self,
-        dry_run: bool,
-        why: &str,
-    ) -> Result<(
-        FlatTree,
-        Option<ObjectId>,
-        MemObjects,
-        HashMap<String, StatRow>,
-    )> {
+    fn current_state(&mut self, dry_run: bool, why: &str) -> Result<CurrentState> {
         let mut mem = MemObjects::default();
         if self.own_home && !dry_run {
             let out = self.commit_inner(
@@ -486,7 +486,9 @@ fn write_temp(src: &crate::store::ObjectStore, tmp: &Path, e: &Entry) -> Result<
     if e.kind == EntryKind::Symlink {
         let target = std::ffi::OsStr::from_encoded_bytes_unchecked_safe(&e.target);
         let mut r = std::os::unix::fs::symlink(target, tmp);
-        if r.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) {
+        if r.as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
+        {
             let _ = std::fs::remove_file(tmp); // left by a killed run
             r = std::os::unix::fs::symlink(target, tmp);
         }
@@ -502,7 +504,9 @@ fn write_temp(src: &crate::store::ObjectStore, tmp: &Path, e: &Entry) -> Result<
             .open(tmp)
     };
     let mut f = open();
-    if f.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) {
+    if f.as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
+    {
         let _ = std::fs::remove_file(tmp); // left by a killed run
         f = open();
     }

@@ -265,12 +265,22 @@ fn compress_block(b: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     c.compress(b)
 }
 
-/// Salvage objects from a damaged pack without trusting its index: decode zstd frames one
-/// after another from the header on and split each block by its object framing. Returns the
-/// objects whose bytes hash to a consistent id (kind, id, bytes); stops at the first damage.
+/// Salvage objects from a damaged pack: every block that still decompresses (zstd checksums
+/// catch damage inside a block) is split by its object framing, and each object's id is
+/// re-derived from its bytes. Block boundaries come from the pack's block table when it still
+/// opens, else from decoding zstd frames one after another from the header on; a damaged block
+/// is skipped, not the end of the salvage. Returns (kind, id, bytes).
 pub fn salvage(path: &Path) -> Result<Vec<(Kind, ObjectId, Vec<u8>)>> {
-    let data = std::fs::read(path).ctx(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
+    if let Ok(pack) = Pack::open(path) {
+        for b in 0..pack.block_count() {
+            if let Ok(block) = pack.read_block(b as u32) {
+                split_block(&block, &mut out);
+            }
+        }
+        return Ok(out);
+    }
+    let data = std::fs::read(path).ctx(|| format!("reading {}", path.display()))?;
     if data.len() < HEADER_LEN as usize || &data[..8] != MAGIC {
         return Ok(out);
     }
@@ -282,25 +292,29 @@ pub fn salvage(path: &Path) -> Result<Vec<(Kind, ObjectId, Vec<u8>)>> {
         if size == 0 || at + size > data.len() {
             break;
         }
-        let Ok(block) = zstd::bulk::decompress(&data[at..at + size], BLOCK_MAX as usize) else {
-            break;
-        };
-        let mut p = 0;
-        while p + 5 <= block.len() {
-            let Some(kind) = Kind::from_u8(block[p]) else {
-                break;
-            };
-            let len = u32_at(&block, p + 1) as usize;
-            if p + 5 + len > block.len() {
-                break;
-            }
-            let bytes = block[p + 5..p + 5 + len].to_vec();
-            out.push((kind, ObjectId::hash(kind, &bytes), bytes));
-            p += 5 + len;
+        if let Ok(block) = zstd::bulk::decompress(&data[at..at + size], BLOCK_MAX as usize) {
+            split_block(&block, &mut out);
         }
         at += size;
     }
     Ok(out)
+}
+
+/// The objects of one decompressed block (kind, u32 length, bytes; repeated).
+fn split_block(block: &[u8], out: &mut Vec<(Kind, ObjectId, Vec<u8>)>) {
+    let mut p = 0;
+    while p + 5 <= block.len() {
+        let Some(kind) = Kind::from_u8(block[p]) else {
+            break;
+        };
+        let len = u32_at(block, p + 1) as usize;
+        if p + 5 + len > block.len() {
+            break;
+        }
+        let bytes = block[p + 5..p + 5 + len].to_vec();
+        out.push((kind, ObjectId::hash(kind, &bytes), bytes));
+        p += 5 + len;
+    }
 }
 
 /// Writes one pack: objects are appended to the current block; full blocks are compressed in
@@ -446,7 +460,7 @@ impl PackWriter {
             idx.extend_from_slice(&b.ulen.to_le_bytes());
         }
         let mut entries = std::mem::take(&mut self.entries);
-        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        entries.sort_by_key(|e| e.id);
         entries.dedup_by(|a, b| a.id == b.id);
         let mut fan = [0u32; 256];
         for e in &entries {

@@ -14,10 +14,13 @@ use std::sync::{Arc, Mutex};
 
 const CACHE_BLOCKS: usize = 24;
 
+/// Recently decompressed blocks, most recent first, keyed by (pack index, block).
+type BlockCache = VecDeque<((usize, u32), Arc<Vec<u8>>)>;
+
 pub struct ObjectStore {
     pub dir: PathBuf,
     packs: Vec<Pack>,
-    cache: Mutex<VecDeque<((usize, u32), Arc<Vec<u8>>)>>,
+    cache: Mutex<BlockCache>,
     /// Packs that failed to open: reported by verify, skipped by reads.
     pub broken: Vec<(PathBuf, String)>,
     pub level: i32,

@@ -1,7 +1,7 @@
 //! Integrity checks as a report of typed findings, each naming what it touches and the
 //! command that fixes it; and `repair`, which rebuilds what can be rebuilt from the packs.
 
-use crate::db::{tx, Db, Stats};
+use crate::db::{tx, Db};
 use crate::error::{Error, IoContext, Result};
 use crate::id::{Kind, ObjectId};
 use crate::object::{decode, Chunked, DirNode, EntryKind, ListNode, Session};
@@ -73,7 +73,10 @@ const FIX_REPAIR: &str = "sage verify --repair";
 const FIX_MISSING: &str = "the bytes are gone from this store: `sage verify --repair` keeps every intact object; a sync from a machine that has the object brings it back";
 
 /// Re-hash every object of every pack; returns (corrupt ids with their pack and reason, objects, bytes).
-fn read_all(objects: &ObjectStore) -> (Vec<(ObjectId, String, String)>, Vec<String>, u64, u64) {
+/// (id, pack, why) of a damaged object.
+type Damaged = Vec<(ObjectId, String, String)>;
+
+fn read_all(objects: &ObjectStore) -> (Damaged, Vec<String>, u64, u64) {
     let mut bad = Vec::new();
     let mut bad_checksum = Vec::new();
     let mut count = 0;
@@ -90,7 +93,7 @@ fn read_all(objects: &ObjectStore) -> (Vec<(ObjectId, String, String)>, Vec<Stri
                 Err(e) => bad.push((ObjectId::default(), pack.name.clone(), e.to_string())),
             }
         }
-        let results: Vec<(Vec<(ObjectId, String, String)>, u64, u64)> = by_block
+        let results: Vec<(Damaged, u64, u64)> = by_block
             .into_par_iter()
             .map(|(block, entries)| {
                 let mut local = Vec::new();
@@ -178,14 +181,16 @@ impl Walker<'_> {
                 self.corrupt.insert(id);
                 return true;
             };
-            return c.chunks.iter().fold(false, |acc, ch| {
-                self.leaf(
+            let mut bad = false;
+            for ch in &c.chunks {
+                bad |= self.leaf(
                     ch.id,
                     ch.len.min(crate::object::LARGE_OBJECT - 1),
                     Kind::Blob,
                     path,
-                ) || acc
-            });
+                );
+            }
+            return bad;
         }
         self.checked += 1;
         if self.bad.contains_key(&id) {
@@ -676,7 +681,7 @@ pub fn repair(home: &Path, store_dir: &Path) -> Result<RepairReport> {
     for (id, raw, s) in &decoded {
         let stats = crate::tree::flatten(&objects, s.root)
             .and_then(|f| crate::tree::stats_of(&objects, &f))
-            .unwrap_or(Stats::default());
+            .unwrap_or_default();
         if tx::insert_snapshot(&t, id, raw, s, &stats).map_err(wrap)? {
             rep.snapshots_added += 1;
         }

@@ -58,13 +58,21 @@ fn open(
         version: env!("CARGO_PKG_VERSION").into(),
         path,
         bare: r.bare,
-        create: create && !opts.dry_run,
+        // A remote whose store sage knew is never given a new one without --init.
+        create: create && !opts.dry_run && (r.store_id.is_none() || opts.init),
     };
     if let Err(e) = t.conn.send(&hello) {
         return Err(t.explain(e));
     }
     let welcome = match t.conn.recv() {
         Ok(m) => m,
+        Err(Error::Other(m)) if m.contains("has no sage store yet") && r.store_id.is_some() => {
+            return Err(Error::Refused(format!(
+                "remote {} has no sage store any more, but sage knew it as store {}: the store was deleted, or this is another machine or an unmounted disk\n  fix: check the remote; if it is right, run again with --init to start a new store there",
+                r.name,
+                r.store_id.as_deref().unwrap_or_default()
+            )))
+        }
         Err(e) => return Err(t.explain(e)),
     };
     let (store_id, created, bare, marker, home_exists) = expect(welcome, "Welcome", |m| match m {

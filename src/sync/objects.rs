@@ -168,9 +168,9 @@ pub fn objects_to_send(
         let flat = flatten(&repo.objects, row.snap.root)?;
         let (base_flat, base_nodes) = match base {
             Some(b) => {
-                if !flats.contains_key(&b) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = flats.entry(b) {
                     let br = repo.snapshot(&b)?;
-                    flats.insert(b, flatten(&repo.objects, br.snap.root)?);
+                    slot.insert(flatten(&repo.objects, br.snap.root)?);
                     nodes_of.insert(b, all_dir_nodes(repo, br.snap.root)?);
                 }
                 (flats.get(&b), nodes_of.get(&b))
