@@ -136,8 +136,29 @@ pub fn merge_trees(
             out.remove(&d);
         }
     }
-    // A file and a directory of the same name cannot both exist: the file becomes a conflict side.
+    // A file and a directory of the same name cannot both exist (a side that turned a
+    // directory into a file or a symlink, or a hostile tree): refuse rather than build a tree
+    // that an apply would write through.
+    if let Some(p) = leaf_over_dir(&out) {
+        return Err(Error::Other(format!(
+            "{p} is a directory on one side and not on the other: sage cannot merge that; make both homes agree on {p} and sync again"
+        )));
+    }
     Ok((out, report))
+}
+
+/// A path that holds a non-directory entry and also has paths below it, if any.
+pub fn leaf_over_dir(flat: &FlatTree) -> Option<&str> {
+    flat.iter().find_map(|(p, e)| {
+        if e.kind == EntryKind::Dir {
+            return None;
+        }
+        let prefix = format!("{p}/");
+        flat.range(prefix.clone()..)
+            .next()
+            .filter(|(q, _)| q.starts_with(&prefix))
+            .map(|_| p.as_str())
+    })
 }
 
 /// A path changed on one side only: that side, except that a session never loses a line (a

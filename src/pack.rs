@@ -326,7 +326,10 @@ pub struct PackWriter {
     hasher: blake3::Hasher,
     written: u64,
     level: i32,
-    current: Vec<u8>,
+    /// The block being filled: [data, trees].
+    current: [Vec<u8>; 2],
+    /// Indexes into `entries` of the objects in each current block.
+    members: [Vec<usize>; 2],
     sealed: Vec<Vec<u8>>,
     blocks: Vec<BlockEntry>,
     entries: Vec<IndexEntry>,
@@ -348,7 +351,8 @@ impl PackWriter {
             hasher: blake3::Hasher::new(),
             written: 0,
             level,
-            current: Vec::with_capacity(BLOCK_TARGET + 64 * 1024),
+            current: [Vec::with_capacity(BLOCK_TARGET + 64 * 1024), Vec::new()],
+            members: [Vec::new(), Vec::new()],
             sealed: Vec::new(),
             blocks: Vec::new(),
             entries: Vec::new(),
@@ -382,38 +386,48 @@ impl PackWriter {
         self.written
     }
 
-    /// Append an object (the caller has checked that the store lacks it).
+    /// Append an object (the caller has checked that the store lacks it). Lines and blobs go
+    /// to data blocks, tree objects (nodes, sessions, chunk lists, snapshots) to separate tree
+    /// blocks, so that walking trees decompresses few blocks (as restic keeps tree blobs apart).
     pub fn add(&mut self, kind: Kind, id: ObjectId, bytes: &[u8]) -> Result<()> {
-        if !self.current.is_empty() && self.current.len() + bytes.len() > BLOCK_TARGET {
-            self.seal()?;
+        let which = usize::from(!matches!(kind, Kind::Line | Kind::Blob));
+        if !self.current[which].is_empty()
+            && self.current[which].len() + bytes.len() + 5 > BLOCK_TARGET
+        {
+            self.seal(which)?;
         }
-        let block = (self.blocks.len() + self.sealed.len()) as u32;
+        let cur = &mut self.current[which];
         // Each object is framed in its block (kind, length) so that a pack whose index is lost
         // can still be salvaged block by block.
-        self.current.push(kind as u8);
-        self.current
-            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        cur.push(kind as u8);
+        cur.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.members[which].push(self.entries.len());
         self.entries.push(IndexEntry {
             id,
             kind,
-            block,
-            offset: self.current.len() as u32,
+            block: u32::MAX, // set when the block is sealed
+            offset: cur.len() as u32,
             len: bytes.len() as u32,
         });
-        self.current.extend_from_slice(bytes);
+        cur.extend_from_slice(bytes);
         self.raw_bytes += bytes.len() as u64;
-        if self.current.len() >= BLOCK_TARGET {
-            self.seal()?;
+        if self.current[which].len() >= BLOCK_TARGET {
+            self.seal(which)?;
         }
         Ok(())
     }
 
-    fn seal(&mut self) -> Result<()> {
-        if self.current.is_empty() {
+    fn seal(&mut self, which: usize) -> Result<()> {
+        if self.current[which].is_empty() {
             return Ok(());
         }
+        let block = (self.blocks.len() + self.sealed.len()) as u32;
+        for m in self.members[which].drain(..) {
+            self.entries[m].block = block;
+        }
         let next = Vec::with_capacity(BLOCK_TARGET + 64 * 1024);
-        self.sealed.push(std::mem::replace(&mut self.current, next));
+        self.sealed
+            .push(std::mem::replace(&mut self.current[which], next));
         if self.sealed.len() >= rayon::current_num_threads().max(2) * 4 {
             self.flush_sealed()?;
         }
@@ -448,7 +462,8 @@ impl PackWriter {
             let _ = std::fs::remove_file(&self.tmp);
             return Ok(None);
         }
-        self.seal()?;
+        self.seal(0)?;
+        self.seal(1)?;
         self.flush_sealed()?;
         let index_offset = self.written;
         let mut idx = Vec::with_capacity(

@@ -495,9 +495,16 @@ pub fn scan(
     let mut todo: Vec<&Found> = Vec::new();
     for f in &found {
         let row = cache.get(&f.rel);
+        // A cached entry whose object the store lost (a deleted or broken pack) is not reused:
+        // the file is read again, so that a snapshot never names bytes the store lacks.
         let cached = row
             .filter(|r| unchanged(r, &f.meta))
-            .and_then(|r| rmp_serde::from_slice::<CachedEntry>(&r.entry).ok());
+            .and_then(|r| rmp_serde::from_slice::<CachedEntry>(&r.entry).ok())
+            .filter(|c| {
+                c.entry
+                    .id
+                    .is_none_or(|id| store.contains(&id).unwrap_or(false))
+            });
         match cached {
             Some(c) => {
                 count(&mut out.stats, &c.entry, c.lines);

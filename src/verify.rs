@@ -140,6 +140,8 @@ struct Walker<'a> {
     missing: HashSet<ObjectId>,
     corrupt: HashSet<ObjectId>,
     checked: u64,
+    /// Subtrees an earlier walk found clean (`false`), skipped by this one.
+    clean: Option<&'a HashMap<ObjectId, bool>>,
 }
 
 impl Walker<'_> {
@@ -223,6 +225,9 @@ impl Walker<'_> {
         if let Some(&b) = self.memo.get(&id) {
             return b;
         }
+        if self.clean.is_some_and(|m| m.get(&id) == Some(&false)) {
+            return false;
+        }
         let bad = match self.problem(id, Kind::ListNode, path) {
             None => true,
             Some(b) => match decode::<ListNode>(id, &b) {
@@ -249,6 +254,9 @@ impl Walker<'_> {
     fn dir(&mut self, id: ObjectId, path: &str) -> bool {
         if let Some(&b) = self.memo.get(&id) {
             return b;
+        }
+        if self.clean.is_some_and(|m| m.get(&id) == Some(&false)) {
+            return false;
         }
         let bad = match self.problem(id, Kind::DirNode, path) {
             None => true,
@@ -288,6 +296,9 @@ impl Walker<'_> {
     fn session(&mut self, id: ObjectId, path: &str) -> bool {
         if let Some(&b) = self.memo.get(&id) {
             return b;
+        }
+        if self.clean.is_some_and(|m| m.get(&id) == Some(&false)) {
+            return false;
         }
         let bad = match self.problem(id, Kind::Session, path) {
             None => true,
@@ -408,18 +419,31 @@ impl Repo {
             missing: HashSet::new(),
             corrupt: HashSet::new(),
             checked: 0,
+            clean: None,
         };
-        let mut damaged_snaps: HashMap<ObjectId, usize> = HashMap::new();
+        let mut damaged_roots = Vec::new();
         for r in &rows {
-            let before: HashSet<ObjectId> = w.missing.union(&w.corrupt).copied().collect();
             if w.dir(r.snap.root, "") {
-                // Attribute this snapshot to every problem id found so far under it (approximate
-                // for ids first seen in an earlier snapshot, exact for counts of new ones).
-                for id in w.missing.union(&w.corrupt) {
-                    if !before.contains(id) || before.is_empty() {
-                        *damaged_snaps.entry(*id).or_default() += 1;
-                    }
-                }
+                damaged_roots.push(r.snap.root);
+            }
+        }
+        // Which problems each damaged snapshot reaches: a walk of its own that skips the
+        // subtrees the first walk found clean, so it costs what the damage touches.
+        let mut damaged_snaps: HashMap<ObjectId, usize> = HashMap::new();
+        for root in damaged_roots {
+            let mut one = Walker {
+                objects: &self.objects,
+                bad: &bad,
+                memo: HashMap::new(),
+                first_path: HashMap::new(),
+                missing: HashSet::new(),
+                corrupt: HashSet::new(),
+                checked: 0,
+                clean: Some(&w.memo),
+            };
+            one.dir(root, "");
+            for id in one.missing.union(&one.corrupt) {
+                *damaged_snaps.entry(*id).or_default() += 1;
             }
         }
         report.objects_checked = report.objects_checked.max(w.checked);
@@ -558,16 +582,27 @@ pub fn repair(home: &Path, store_dir: &Path) -> Result<RepairReport> {
         }
         // Write what was saved to a new pack before moving anything aside.
         {
-            let mut ins = crate::store::Inserter::new(&objects);
+            // A PackWriter, not an Inserter: the store still holds the damaged packs, so an
+            // Inserter would take every salvaged object as already present and write nothing.
+            let mut w: Option<crate::pack::PackWriter> = None;
+            let mut seen = HashSet::new();
             for (kind, id, bytes) in &salvaged {
                 // An object also held by a healthy pack need not be copied.
-                if !damaged_only(&objects, &damaged, id)? {
+                if !seen.insert(*id) || !damaged_only(&objects, &damaged, id)? {
                     continue;
                 }
-                ins.insert(*kind, *id, bytes)?;
+                if w.is_none() {
+                    w = Some(crate::pack::PackWriter::new(
+                        &objects.packs_dir(),
+                        objects.level,
+                    )?);
+                }
+                w.as_mut().expect("created above").add(*kind, *id, bytes)?;
                 rep.objects_salvaged += 1;
             }
-            ins.finish()?;
+            if let Some(w) = w {
+                w.finish()?;
+            }
         }
         std::fs::create_dir_all(&quarantine)
             .ctx(|| format!("creating {}", quarantine.display()))?;
@@ -661,6 +696,7 @@ pub fn repair(home: &Path, store_dir: &Path) -> Result<RepairReport> {
         missing: HashSet::new(),
         corrupt: HashSet::new(),
         checked: 0,
+        clean: None,
     };
     let mut incomplete = HashSet::new();
     for (id, _, s) in &decoded {

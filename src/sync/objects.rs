@@ -528,6 +528,11 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
     for id in &order {
         let (_, s) = &by_id[id];
         let flat = flatten(&repo.objects, s.root)?;
+        if let Some(p) = crate::merge::leaf_over_dir(&flat) {
+            return Err(Error::Other(format!(
+                "snapshot {id} names {p} both as a directory and as a file or link: rejected"
+            )));
+        }
         stats.insert(*id, crate::tree::stats_of(&repo.objects, &flat)?);
     }
     let path = repo.db_path();
