@@ -436,7 +436,17 @@ impl Repo {
         } else {
             Default::default()
         };
-        let out = scan(home, &rules, &self.objects, &cache, Some(mem), &|_, _| {})?;
+        let mut out = scan(home, &rules, &self.objects, &cache, Some(mem), &|_, _| {})?;
+        // Where this home deliberately differs from HEAD (overlay), it counts as unchanged.
+        if home == self.home {
+            let overlay = crate::sync::overlay::load(&self.db)?;
+            if !overlay.is_empty() {
+                if let Some(h) = self.head()? {
+                    let head_flat = self.flat_of(&h)?;
+                    crate::sync::overlay::fold_scan(&mut out.flat, &head_flat, &overlay);
+                }
+            }
+        }
         let root = build_tree(&out.flat, mem)?;
         Ok((out, root))
     }
