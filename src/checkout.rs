@@ -759,14 +759,18 @@ pub(crate) fn apply_changes(
             crate::failpoint::hit("checkout-mid-rename");
         }
     }
-    for d in dirs {
+    for d in &dirs {
         let dir = if d.is_empty() {
             home.to_path_buf()
         } else {
             home.join(d)
         };
         remove_stale_temps(&dir);
-        crate::fsutil::fsync_dir(&dir)?;
+    }
+    // The renames are durable once their directories are: one more syncfs does that for every
+    // directory at once (an fsync per directory costs ~3 ms each on ext4, seconds for a home).
+    if !dirs.is_empty() {
+        crate::fsutil::syncfs(home)?;
     }
     written.extend(appended_paths);
     Ok(written)

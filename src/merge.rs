@@ -178,7 +178,18 @@ fn one_side(
         {
             let (lb, _) = load_session(src, b)?;
             let (lc, _) = load_session(src, changed)?;
-            if lc.len() >= lb.len() && lc[..lb.len()] == lb[..] {
+            // Lines the changed side lacks (with their counts), whatever its order.
+            let mut missing: std::collections::HashMap<ObjectId, i64> =
+                std::collections::HashMap::new();
+            for l in &lb {
+                *missing.entry(l.id).or_default() += 1;
+            }
+            for l in &lc {
+                if let Some(n) = missing.get_mut(&l.id) {
+                    *n -= 1;
+                }
+            }
+            if missing.values().all(|n| *n <= 0) {
                 Ok(changed.clone())
             } else {
                 merge_session(src, sink, Some(b), changed, b, false)
@@ -429,6 +440,16 @@ fn merge_runs(
         out.extend_from_slice(rb);
         return Ok(());
     }
+    // A run the other already holds in order (one side merged the other's lines before: a
+    // criss-cross) adds nothing, so merging a result again never doubles lines.
+    if is_subsequence(rb, ra) {
+        out.extend_from_slice(ra);
+        return Ok(());
+    }
+    if is_subsequence(ra, rb) {
+        out.extend_from_slice(rb);
+        return Ok(());
+    }
     let ka = run_key(src, ra)?;
     let kb = run_key(src, rb)?;
     if ka <= kb {
@@ -439,6 +460,12 @@ fn merge_runs(
         out.extend_from_slice(ra);
     }
     Ok(())
+}
+
+/// Does `long` hold every line of `short`, in order (not necessarily adjacent)?
+fn is_subsequence(short: &[DataRef], long: &[DataRef]) -> bool {
+    let mut it = long.iter();
+    short.iter().all(|s| it.any(|l| l.id == s.id))
 }
 
 /// A run's order key: (no timestamp, the instant of its first timestamped line, its first line id).

@@ -44,13 +44,8 @@ struct Session {
     bare: bool,
 }
 
-fn open(
-    repo: &Repo,
-    r: &Remote,
-    create: bool,
-    opts: &SyncOptions,
-    report: &mut SyncReport,
-) -> Result<Session> {
+/// Reach the remote and exchange Hello / Welcome (runs while the local home is scanned).
+fn connect(r: &Remote, create: bool, opts: &SyncOptions) -> Result<(Transport, Msg)> {
     let (mut t, path) = Transport::connect(r)?;
     let hello = Msg::Hello {
         proto_min: PROTO_MIN,
@@ -75,6 +70,18 @@ fn open(
         }
         Err(e) => return Err(t.explain(e)),
     };
+    Ok((t, welcome))
+}
+
+/// Check the remote's identity against what this store knows of it.
+fn accept(
+    repo: &Repo,
+    r: &Remote,
+    t: Transport,
+    welcome: Msg,
+    opts: &SyncOptions,
+    report: &mut SyncReport,
+) -> Result<Session> {
     let (store_id, created, bare, marker, home_exists) = expect(welcome, "Welcome", |m| match m {
         Msg::Welcome {
             store_id,
@@ -364,10 +371,22 @@ pub fn run(repo: &mut Repo, name: &str, dir: Direction, opts: &SyncOptions) -> R
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    if !opts.dry_run {
-        commit_local(repo, &format!("before sync with {name}"))?;
+    // Connect (ssh, the remote sage starting) while this home is being scanned.
+    let (r2, opts2, create) = (r.clone(), *opts, dir != Direction::Pull);
+    let connecting = std::thread::spawn(move || connect(&r2, create, &opts2));
+    let local = if opts.dry_run {
+        Ok(())
+    } else {
+        commit_local(repo, &format!("before sync with {name}"))
+    };
+    let (t, welcome) = connecting
+        .join()
+        .map_err(|_| Error::Other("internal error: the connecting thread panicked".into()))??;
+    if let Err(e) = local {
+        let _ = t.finish();
+        return Err(e);
     }
-    let mut s = open(repo, &r, dir != Direction::Pull, opts, &mut report)?;
+    let mut s = accept(repo, &r, t, welcome, opts, &mut report)?;
     let result = (|| -> Result<()> {
         if !opts.dry_run {
             remote_commit(
