@@ -24,7 +24,7 @@ pub const RECHECK_BYTES: u64 = 64 * 1024;
 /// its cache row is stored with mtime 0 so the next scan looks at it again (git's racy-clean rule).
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
 /// Files are hashed in batches of about this many bytes, bounding memory.
-const BATCH_BYTES: u64 = 96 << 20;
+const BATCH_BYTES: u64 = 32 << 20;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Skipped {
