@@ -131,13 +131,40 @@ impl Repo {
         std::fs::create_dir_all(store_dir.join("packs"))
             .ctx(|| format!("creating store {}", store_dir.display()))?;
         let db = Db::open(&store_dir.join("sage.db"), true)?;
-        if db.meta("store_id")?.is_none() {
-            let id = hex::encode(rand::random::<[u8; 16]>());
-            db.set_meta("store_id", &id)?;
-            db.set_meta("format", &FORMAT_VERSION.to_string())?;
-            db.set_meta("home", &home_c.to_string_lossy())?;
-            db.set_meta("created", &crate::clock::now_ms().to_string())?;
+        // All metadata in one transaction, each missing key filled: an init killed midway
+        // leaves either nothing or a complete store.
+        {
+            let mut db = db;
+            let path = db.path.clone();
+            let wrap = |e| Error::Db {
+                path: path.clone(),
+                source: e,
+            };
+            let t = db.transaction()?;
+            let defaults = [
+                ("store_id", hex::encode(rand::random::<[u8; 16]>())),
+                ("format", FORMAT_VERSION.to_string()),
+                ("home", home_c.to_string_lossy().into_owned()),
+                ("created", crate::clock::now_ms().to_string()),
+            ];
+            for (k, v) in defaults {
+                t.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)",
+                    [k, v.as_str()],
+                )
+                .map_err(wrap)?;
+            }
+            t.commit().map_err(wrap)?;
+            return Repo::init_finish(home_c, store_dir, db, created);
         }
+    }
+
+    fn init_finish(
+        home_c: PathBuf,
+        store_dir: PathBuf,
+        db: Db,
+        created: bool,
+    ) -> Result<(Repo, bool)> {
         let store_id = db.meta("store_id")?.expect("set above");
         let marker = store_dir.join(STORE_MARKER);
         if !marker.exists() {
@@ -160,6 +187,10 @@ impl Repo {
             return Err(Error::NoStore { home: home_c });
         }
         let db = Db::open(&store_dir.join("sage.db"), false)?;
+        if db.meta("home")?.is_none() {
+            // An init that was interrupted: `init` (or commit, which runs it) completes it.
+            return Err(Error::NoStore { home: home_c });
+        }
         Repo::open_parts(home_c, store_dir, db)
     }
 

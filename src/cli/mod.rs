@@ -181,7 +181,8 @@ impl Ctx {
 
     pub fn print_json<T: serde::Serialize>(&self, v: &T) -> Result<()> {
         let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, v)?;
+        // Keep a broken pipe an io::Error, so that `sage --json log | head` is not an error.
+        serde_json::to_writer_pretty(&mut out, v).map_err(std::io::Error::from)?;
         writeln!(out)?;
         Ok(())
     }

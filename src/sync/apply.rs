@@ -21,7 +21,9 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct MergeOutcome {
+    #[serde(serialize_with = "hex_id")]
     pub before: Option<ObjectId>,
+    #[serde(serialize_with = "hex_id")]
     pub head: Option<ObjectId>,
     /// A merge snapshot was recorded (else: nothing to do, or a fast-forward).
     pub merge_snapshot: bool,
@@ -31,6 +33,17 @@ pub struct MergeOutcome {
     pub deferred: Vec<String>,
     pub written: usize,
     pub sessions_extended: usize,
+}
+
+/// Snapshot ids in `--json` reports as hex (as everywhere else), not as byte arrays.
+fn hex_id<S: serde::Serializer>(
+    id: &Option<ObjectId>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.serialize_some(&id.to_hex()),
+        None => s.serialize_none(),
+    }
 }
 
 impl MergeOutcome {

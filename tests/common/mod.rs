@@ -60,8 +60,23 @@ impl Rng {
     }
     pub fn words(&mut self, n: usize) -> String {
         const W: &[&str] = &[
-            "the", "session", "file", "line", "merge", "store", "claude", "résumé", "naïve",
-            "日本語", "🙂", "tool", "result", "\\\"quoted\\\"", "tab\\t", "rollback", "pack",
+            "the",
+            "session",
+            "file",
+            "line",
+            "merge",
+            "store",
+            "claude",
+            "résumé",
+            "naïve",
+            "日本語",
+            "🙂",
+            "tool",
+            "result",
+            "\\\"quoted\\\"",
+            "tab\\t",
+            "rollback",
+            "pack",
         ];
         (0..n)
             .map(|_| W[self.range(0, W.len() as u64) as usize])
@@ -325,7 +340,10 @@ pub fn never_stored(rel: &Path) -> bool {
     if TOP.contains(&top) || top.starts_with(".claude.json.backup") {
         return true;
     }
-    if parts.iter().any(|p| p.ends_with(".lock") || p.contains(".sage-tmp-")) {
+    if parts
+        .iter()
+        .any(|p| p.ends_with(".lock") || p.contains(".sage-tmp-"))
+    {
         return true;
     }
     if parts.len() == 3 && parts[0] == "projects" && name == "sessions-index.json" {
@@ -352,7 +370,9 @@ pub fn assert_same_tree(want: &Tree, got: &Tree, what: &str) {
     for (p, n) in want {
         match got.get(p) {
             None => diffs.push(format!("missing {}: {n:?}", p.display())),
-            Some(g) if g != n => diffs.push(format!("differs {}: want {n:?}, got {g:?}", p.display())),
+            Some(g) if g != n => {
+                diffs.push(format!("differs {}: want {n:?}, got {g:?}", p.display()))
+            }
             _ => {}
         }
     }
@@ -373,7 +393,10 @@ pub fn mtimes(root: &Path) -> BTreeMap<PathBuf, i128> {
         .filter(|(_, n)| matches!(n, Node::File { .. }))
         .map(|(p, _)| {
             let m = fs::symlink_metadata(root.join(&p)).unwrap();
-            (p, m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128)
+            (
+                p,
+                m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+            )
         })
         .collect()
 }
@@ -497,12 +520,17 @@ pub fn awkward_home(home: &Path, seed: u64) -> AwkwardHome {
                 &sub.join("agent-a1b2c3d.jsonl"),
                 session_text(&mut rng, &id, 15),
             );
-            write(&sub.join("agent-a1b2c3d.meta.json"), "{\"agentType\":\"x\"}");
+            write(
+                &sub.join("agent-a1b2c3d.meta.json"),
+                "{\"agentType\":\"x\"}",
+            );
         }
     }
     let big_tool_result = proj.join(format!("{}/tool-results/toolu_01.txt", rng.uuid()));
     let big: Vec<u8> = (0..900_000u32)
-        .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789\n"[(i as usize * 7 + (i as usize >> 9)) % 37])
+        .map(|i| {
+            b"abcdefghijklmnopqrstuvwxyz0123456789\n"[(i as usize * 7 + (i as usize >> 9)) % 37]
+        })
         .collect();
     write(&big_tool_result, &big);
 
@@ -530,26 +558,43 @@ pub fn awkward_home(home: &Path, seed: u64) -> AwkwardHome {
     write(&proj.join("sessions-index.json"), "{\"entries\":[]}");
 
     // an old-layout sidechain
-    write(&proj.join("agent-0badc0de.jsonl"), session_text(&mut rng, "side", 5));
+    write(
+        &proj.join("agent-0badc0de.jsonl"),
+        session_text(&mut rng, "side", 5),
+    );
 
     write(
         &home.join("history.jsonl"),
         (0..40)
-            .map(|i| format!("{{\"display\":\"prompt {i}\",\"timestamp\":{}}}\n", 1_700_000_000_000u64 + i))
+            .map(|i| {
+                format!(
+                    "{{\"display\":\"prompt {i}\",\"timestamp\":{}}}\n",
+                    1_700_000_000_000u64 + i
+                )
+            })
             .collect::<String>(),
     );
-    write(&home.join("settings.json"), "{\n  \"cleanupPeriodDays\": 30\n}\n");
+    write(
+        &home.join("settings.json"),
+        "{\n  \"cleanupPeriodDays\": 30\n}\n",
+    );
     write(&home.join("CLAUDE.md"), "# Instructions\r\nBe nice.\r\n");
     write(&home.join("keybindings.json"), "[]");
     write(
         &home.join("file-history/sess-1/0123abcd@v1"),
         rng.words(200).as_bytes(),
     );
-    write(&home.join("file-history/sess-1/0123abcd@v2"), b"\x00\x01binary\xff");
+    write(
+        &home.join("file-history/sess-1/0123abcd@v2"),
+        b"\x00\x01binary\xff",
+    );
     write(&home.join("paste-cache/p1.txt"), "pasted text");
     write(&home.join("todos/t1-agent-t1.json"), "[]");
     write(&home.join("plans/a-plan.md"), "# plan\n");
-    write(&home.join("agents/reviewer.md"), "---\nname: reviewer\n---\n");
+    write(
+        &home.join("agents/reviewer.md"),
+        "---\nname: reviewer\n---\n",
+    );
     let exec_file = home.join("skills/deploy/run.sh");
     write(&exec_file, "#!/bin/sh\necho hi\n");
     set_exec(&exec_file, true);
@@ -574,7 +619,10 @@ pub fn awkward_home(home: &Path, seed: u64) -> AwkwardHome {
         format!("{{\"userID\":\"{SECRET_CLAUDE_JSON}\"}}"),
     );
     write(&home.join("statsig/statsig.cached.evaluations.x"), "cache");
-    write(&home.join("shell-snapshots/snapshot-bash-1.sh"), "export A=1");
+    write(
+        &home.join("shell-snapshots/snapshot-bash-1.sh"),
+        "export A=1",
+    );
     write(&home.join("session-env/x/env"), "A=1");
     write(&home.join("debug/latest"), "debug log");
     write(&home.join("cache/changelog.md"), "cache");
@@ -642,4 +690,19 @@ pub fn jsonl_files(t: &Tree) -> Vec<PathBuf> {
 
 pub fn rel_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
+}
+
+/// Set every regular file's mtime an hour back, so that the stat cache trusts them (files
+/// modified within the last seconds are "racily clean" and always re-read).
+pub fn age_files(root: &Path) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for (p, n) in read_tree(root) {
+        if matches!(n, Node::File { .. }) {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(root.join(&p))
+                .unwrap();
+            f.set_modified(old).unwrap();
+        }
+    }
 }
