@@ -734,7 +734,10 @@ pub(crate) fn apply_changes(
         // hard link to the old file, and copy across whatever landed past what was read.
         let side = match plan.current_flat.get(p.as_str()) {
             Some(cur) if cur.kind == EntryKind::Session => {
-                let side = temp_path(home, p).with_extension("side");
+                // Named like a temp file (excluded from scans, cleaned by the next run if killed).
+                let mut side = temp_path(home, p).into_os_string();
+                side.push("-side");
+                let side = std::path::PathBuf::from(side);
                 let _ = std::fs::remove_file(&side);
                 std::fs::hard_link(&abs, &side).ok().map(|_| {
                     (
