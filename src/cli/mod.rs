@@ -213,6 +213,13 @@ fn default_home() -> PathBuf {
 }
 
 pub fn run() -> Result<i32> {
+    // An exported but empty CLAUDE_CONFIG_DIR / SAGE_STORE means "not set" (as for Claude Code),
+    // not "a missing value".
+    for var in ["CLAUDE_CONFIG_DIR", "SAGE_STORE"] {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(var);
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
