@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 /// The store format version (`meta.format`): see store-format.md, "Versions".
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The (never created) home a bare store is opened with: a bare store has no home.
+pub const BARE_HOME: &str = ".bare-store-has-no-home";
+
 pub struct Repo {
     pub home: PathBuf,
     pub store_dir: PathBuf,
@@ -170,8 +173,9 @@ impl Repo {
         if !marker.exists() {
             crate::fsutil::write_atomic(&marker, format!("{store_id}\n").as_bytes())?;
         }
+        let bare = home_c.file_name().is_some_and(|n| n == BARE_HOME);
         let repo = Repo::open_parts(home_c, store_dir, db)?;
-        if repo.own_home {
+        if repo.own_home && !bare {
             repo.write_home_marker()?;
         }
         Ok((repo, created))

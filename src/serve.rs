@@ -58,7 +58,7 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
     }
     let target = expand(&path);
     let (home, store) = if bare {
-        (target.join(".bare-store-has-no-home"), Some(target.clone()))
+        (target.join(crate::repo::BARE_HOME), Some(target.clone()))
     } else {
         (target.clone(), None)
     };

@@ -396,7 +396,10 @@ impl Repo {
             {
                 keep_home(
                     p,
-                    "held back: configuration from an untrusted remote",
+                    &format!(
+                        "held back: configuration from untrusted store {}",
+                        opts.their_store
+                    ),
                     &mut target,
                     &mut new_overlay,
                 );
@@ -405,10 +408,31 @@ impl Repo {
         }
         // Earlier overlay rows still in force (the merged tree still differs there).
         for (p, r) in &old_overlay {
-            if !new_overlay.contains_key(p)
-                && merged.get(p).is_some_and(|e| e.kind == EntryKind::Conflict)
-            {
+            if new_overlay.contains_key(p) {
+                continue;
+            }
+            if merged.get(p).is_some_and(|e| e.kind == EntryKind::Conflict) {
                 new_overlay.insert(p.clone(), r.clone());
+            } else if r.reason.starts_with("held back")
+                && !opts.force
+                && !(opts.trust_config && r.reason.ends_with(opts.their_store))
+                && merged
+                    .get(p)
+                    .is_some_and(|e| home_now.get(p).is_none_or(|h| !h.same_content(e)))
+            {
+                // Configuration held back from an untrusted remote stays held back whoever syncs
+                // next (a trusted pull from another machine must not smuggle it in), until that
+                // remote is trusted.
+                match &r.entry {
+                    Some(e) => {
+                        target.insert(p.clone(), e.clone());
+                    }
+                    None => {
+                        target.remove(p);
+                    }
+                }
+                new_overlay.insert(p.clone(), r.clone());
+                out.held_back.push(p.clone());
             }
         }
         // A session being written right now that would need a rewrite (not a pure append)
