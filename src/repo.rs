@@ -133,33 +133,30 @@ impl Repo {
         let created = !store_dir.join("sage.db").exists();
         std::fs::create_dir_all(store_dir.join("packs"))
             .ctx(|| format!("creating store {}", store_dir.display()))?;
-        let db = Db::open(&store_dir.join("sage.db"), true)?;
+        let mut db = Db::open(&store_dir.join("sage.db"), true)?;
         // All metadata in one transaction, each missing key filled: an init killed midway
         // leaves either nothing or a complete store.
-        {
-            let mut db = db;
-            let path = db.path.clone();
-            let wrap = |e| Error::Db {
-                path: path.clone(),
-                source: e,
-            };
-            let t = db.transaction()?;
-            let defaults = [
-                ("store_id", hex::encode(rand::random::<[u8; 16]>())),
-                ("format", FORMAT_VERSION.to_string()),
-                ("home", home_c.to_string_lossy().into_owned()),
-                ("created", crate::clock::now_ms().to_string()),
-            ];
-            for (k, v) in defaults {
-                t.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)",
-                    [k, v.as_str()],
-                )
-                .map_err(wrap)?;
-            }
-            t.commit().map_err(wrap)?;
-            return Repo::init_finish(home_c, store_dir, db, created);
+        let path = db.path.clone();
+        let wrap = |e| Error::Db {
+            path: path.clone(),
+            source: e,
+        };
+        let t = db.transaction()?;
+        let defaults = [
+            ("store_id", hex::encode(rand::random::<[u8; 16]>())),
+            ("format", FORMAT_VERSION.to_string()),
+            ("home", home_c.to_string_lossy().into_owned()),
+            ("created", crate::clock::now_ms().to_string()),
+        ];
+        for (k, v) in defaults {
+            t.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)",
+                [k, v.as_str()],
+            )
+            .map_err(wrap)?;
         }
+        t.commit().map_err(wrap)?;
+        Repo::init_finish(home_c, store_dir, db, created)
     }
 
     fn init_finish(
