@@ -82,17 +82,33 @@ fn accept(
     opts: &SyncOptions,
     report: &mut SyncReport,
 ) -> Result<Session> {
-    let (store_id, created, bare, marker, home_exists) = expect(welcome, "Welcome", |m| match m {
-        Msg::Welcome {
-            store_id,
-            created,
-            bare,
-            home_marker,
-            home_exists,
-            ..
-        } => Some((store_id, created, bare, home_marker, home_exists)),
-        _ => None,
-    })?;
+    let (store_id, created, bare, marker, home_exists, proto, version) =
+        expect(welcome, "Welcome", |m| match m {
+            Msg::Welcome {
+                store_id,
+                created,
+                bare,
+                home_marker,
+                home_exists,
+                proto,
+                version,
+            } => Some((
+                store_id,
+                created,
+                bare,
+                home_marker,
+                home_exists,
+                proto,
+                version,
+            )),
+            _ => None,
+        })?;
+    if !(PROTO_MIN..=PROTO_MAX).contains(&proto) {
+        let _ = t.finish();
+        return Err(Error::Other(format!(
+            "the remote (sage {version}) chose protocol {proto}, this sage speaks {PROTO_MIN}..{PROTO_MAX}: upgrade the older sage"
+        )));
+    }
     if let Some(known) = &r.store_id {
         if *known != store_id && !opts.init {
             return Err(Error::Refused(format!(
