@@ -166,24 +166,15 @@ impl Repo {
             .ok_or_else(|| {
                 Error::Other(format!("pack {name} vanished right after it was written"))
             })?;
-        let mut by_block: HashMap<u32, Vec<crate::pack::IndexEntry>> = HashMap::new();
-        for i in 0..pack.object_count() {
-            let e = pack.entry(i)?;
-            by_block.entry(e.block).or_default().push(e);
-        }
-        for (block, entries) in by_block {
-            let data = pack.read_block(block)?;
-            for e in entries {
-                let b = &data[e.offset as usize..(e.offset + e.len) as usize];
-                if ObjectId::hash(e.kind, b) != e.id {
-                    return Err(Error::CorruptObject {
-                        id: e.id,
-                        why: "the safety snapshot did not read back intact: the disk may be failing; nothing was changed".into(),
-                    });
-                }
+        pack.for_each_object(|e, b| {
+            if ObjectId::hash(e.kind, b) != e.id {
+                return Err(Error::CorruptObject {
+                    id: e.id,
+                    why: "the safety snapshot did not read back intact: the disk may be failing; nothing was changed".into(),
+                });
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Plan a checkout of `target` (whole home, or only `paths`).

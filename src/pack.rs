@@ -238,6 +238,26 @@ impl Pack {
         Ok(out)
     }
 
+    /// Visit every object with its bytes, one decompressed block at a time (blocks in order).
+    pub fn for_each_object(
+        &self,
+        mut f: impl FnMut(&IndexEntry, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut by_block: std::collections::BTreeMap<u32, Vec<IndexEntry>> =
+            std::collections::BTreeMap::new();
+        for i in 0..self.object_count() {
+            let e = self.entry(i)?;
+            by_block.entry(e.block).or_default().push(e);
+        }
+        for (block, entries) in by_block {
+            let data = self.read_block(block)?;
+            for e in &entries {
+                f(e, &data[e.offset as usize..(e.offset + e.len) as usize])?;
+            }
+        }
+        Ok(())
+    }
+
     /// The stored checksum and the checksum of the bytes before the trailer.
     pub fn checksums(&self) -> ([u8; 32], [u8; 32]) {
         let t = self.map.len() - TRAILER_LEN as usize;

@@ -411,42 +411,43 @@ pub fn receive_pack<R: Read, W: Write>(
     let in_pack: HashSet<ObjectId> = (0..pack.object_count())
         .map(|i| pack.entry(i).map(|e| e.id))
         .collect::<Result<_>>()?;
-    let mut blocks: HashMap<u32, Vec<crate::pack::IndexEntry>> = HashMap::new();
-    for i in 0..pack.object_count() {
-        let e = pack.entry(i)?;
-        blocks.entry(e.block).or_default().push(e);
-    }
-    for (b, entries) in blocks {
-        let data = pack.read_block(b)?;
-        for e in entries {
-            let bytes = &data[e.offset as usize..(e.offset + e.len) as usize];
-            if ObjectId::hash(e.kind, bytes) != e.id {
-                return Err(Error::Other(format!(
-                    "the peer sent object {} whose bytes do not match its id: rejected",
-                    e.id
-                )));
-            }
-            for (r, k) in references(e.kind, e.id, bytes)? {
-                if in_pack.contains(&r) {
-                    match pack.find(&r)? {
-                        Some(x) if x.kind == k => continue,
-                        _ => {
-                            return Err(Error::Other(format!(
-                                "object {} names {r} as a {} but it is not one: rejected",
-                                e.id,
-                                k.name()
-                            )))
-                        }
+    pack.for_each_object(|e, bytes| {
+        if ObjectId::hash(e.kind, bytes) != e.id {
+            return Err(Error::Other(format!(
+                "the peer sent object {} whose bytes do not match its id: rejected",
+                e.id
+            )));
+        }
+        for (r, k) in references(e.kind, e.id, bytes)? {
+            if in_pack.contains(&r) {
+                match pack.find(&r)? {
+                    Some(x) if x.kind == k => continue,
+                    _ => {
+                        return Err(Error::Other(format!(
+                            "object {} names {r} as a {} but it is not one: rejected",
+                            e.id,
+                            k.name()
+                        )))
                     }
                 }
-                match repo.objects.locate(&r)? {
-                    Some((_, x)) if x.kind == k => {}
-                    Some(_) => return Err(Error::Other(format!("object {} names {r} as a {} but it is not one: rejected", e.id, k.name()))),
-                    None => return Err(Error::Other(format!("object {} names {r}, which neither the pack nor this store holds: rejected", e.id))),
+            }
+            match repo.objects.locate(&r)? {
+                Some((_, x)) if x.kind == k => {}
+                Some(_) => {
+                    return Err(Error::Other(format!(
+                        "object {} names {r} as a {} but it is not one: rejected",
+                        e.id,
+                        k.name()
+                    )))
                 }
+                None => return Err(Error::Other(format!(
+                    "object {} names {r}, which neither the pack nor this store holds: rejected",
+                    e.id
+                ))),
             }
         }
-    }
+        Ok(())
+    })?;
     drop(pack);
     let dest = dir.join(format!("{name}.pack"));
     if dest.exists() {
