@@ -10,6 +10,7 @@ use crate::db::{tx, StatRow};
 use crate::diff::{diff_trees, ChangeKind, PathChange};
 use crate::error::{Error, IoContext, Result};
 use crate::id::{Kind, ObjectId};
+use crate::intent::{Intent, IntentKind};
 use crate::object::{decode, Entry, EntryKind, Session};
 use crate::prolly::{Layered, MemObjects, ObjectSource};
 use crate::repo::{CommitOptions, Repo};
@@ -666,7 +667,7 @@ pub(crate) fn apply_changes(
     let objects = &repo.objects;
     // Sessions that only gain lines at their end are appended to in place, whole lines at a
     // time: a live Claude Code appending to the same file loses nothing.
-    let mut appended = Vec::new();
+    let mut appends = Vec::new();
     let mut rest = Vec::new();
     for w in &writes {
         if w.1.kind == EntryKind::Dir {
@@ -674,12 +675,52 @@ pub(crate) fn apply_changes(
         }
         match plan.current_flat.get(w.0.as_str()) {
             Some(cur) if cur.kind == EntryKind::Session && w.1.kind == EntryKind::Session => {
-                match append_session(objects, &home.join(w.0), cur, w.1)? {
-                    Some(lines) => appended.push(((*w.0).clone(), lines)),
+                match check_append(objects, &home.join(w.0), cur, w.1)? {
+                    Some(a) => appends.push((w, cur.size, a)),
                     None => rest.push(w),
                 }
             }
             _ => rest.push(w),
+        }
+    }
+    // Record every session write first (one transaction): a killed apply is finished from this
+    // when sage next takes the lock (see intent.rs).
+    let mut intents = Vec::new();
+    for ((p, e), old_size, _) in &appends {
+        intents.push(Intent {
+            file: home.join(p),
+            kind: IntentKind::Append,
+            old_size: *old_size,
+            target: e.id.expect("checked session"),
+            target_size: e.size,
+            temp: None,
+            side: None,
+        });
+    }
+    for (p, e) in &rest {
+        if let (Some(cur), Some(id)) = (plan.current_flat.get(p.as_str()), e.id) {
+            if cur.kind == EntryKind::Session && e.kind == EntryKind::Session {
+                intents.push(Intent {
+                    file: home.join(p),
+                    kind: IntentKind::Replace,
+                    old_size: plan
+                        .guard
+                        .get(p.as_str())
+                        .map(|g| g.size)
+                        .unwrap_or(cur.size),
+                    target: id,
+                    target_size: e.size,
+                    temp: Some(temp_path(home, p)),
+                    side: Some(side_path(home, p)),
+                });
+            }
+        }
+    }
+    crate::intent::record(repo, &intents)?;
+    let mut appended = Vec::new();
+    for ((p, _), old_size, (lines, count)) in &appends {
+        if do_append(objects, &home.join(p), *old_size, lines)? {
+            appended.push(((*p).clone(), *count));
         }
     }
     let files: Vec<&(&String, &Entry)> = rest;
@@ -725,10 +766,7 @@ pub(crate) fn apply_changes(
         // hard link to the old file, and copy across whatever landed past what was read.
         let side = match plan.current_flat.get(p.as_str()) {
             Some(cur) if cur.kind == EntryKind::Session => {
-                // Named like a temp file (excluded from scans, cleaned by the next run if killed).
-                let mut side = temp_path(home, p).into_os_string();
-                side.push("-side");
-                let side = std::path::PathBuf::from(side);
+                let side = side_path(home, p);
                 let _ = std::fs::remove_file(&side);
                 std::fs::hard_link(&abs, &side).ok().map(|_| {
                     (
@@ -745,6 +783,7 @@ pub(crate) fn apply_changes(
         std::fs::rename(temp_path(home, p), &abs)
             .ctx(|| format!("renaming into {}", abs.display()))?;
         if let Some((side, expected)) = side {
+            crate::failpoint::hit("replace-before-copy-across");
             copy_across(&side, expected, &abs)?;
             let _ = std::fs::remove_file(&side);
         }
@@ -767,19 +806,29 @@ pub(crate) fn apply_changes(
         crate::fsutil::syncfs(home)?;
     }
     written.extend(appended_paths);
+    let files: Vec<std::path::PathBuf> = intents.into_iter().map(|i| i.file).collect();
+    crate::intent::clear(repo, &files)?;
     Ok(written)
 }
 
-/// Append what `target` adds to `current` when `target` is `current` plus lines at the end and
-/// the file on disk is exactly `current` ending in a newline. Each line goes out in one
-/// `write()` with O_APPEND, so lines a live writer appends meanwhile stay whole. Returns the
-/// target's line count, or `None` when the change is not a pure append (then it is replaced).
-fn append_session(
+/// The name a replaced session's old file is hard-linked to until its late lines are copied
+/// across: named like a temp file, so scans skip it.
+fn side_path(home: &Path, rel: &str) -> std::path::PathBuf {
+    let mut side = temp_path(home, rel).into_os_string();
+    side.push("-side");
+    std::path::PathBuf::from(side)
+}
+
+/// When `target` is `current` plus lines at the end and the file on disk is exactly `current`
+/// ending in a newline, the lines to append and the target's line count; `None` when the
+/// change is not a pure append (then the file is replaced).
+type AppendPlan = (Vec<crate::object::DataRef>, u64);
+fn check_append(
     objects: &crate::store::ObjectStore,
     abs: &Path,
     current: &Entry,
     target: &Entry,
-) -> Result<Option<u64>> {
+) -> Result<Option<AppendPlan>> {
     let (Some(cid), Some(tid)) = (current.id, target.id) else {
         return Ok(None);
     };
@@ -793,6 +842,48 @@ fn append_session(
     if tl.len() < cl.len() || tl[..cl.len()] != cl[..] {
         return Ok(None);
     }
+    if !ends_with_newline_at(abs, cs.size)? {
+        return Ok(None);
+    }
+    let lines = tl[cl.len()..]
+        .iter()
+        .chain(ts.tail.iter())
+        .copied()
+        .collect();
+    Ok(Some((lines, ts.count)))
+}
+
+/// Is `abs` a regular file of exactly `size` bytes whose last byte is a newline?
+fn ends_with_newline_at(abs: &Path, size: u64) -> Result<bool> {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(abs)
+    else {
+        return Ok(false);
+    };
+    let m = f.metadata().ctx(|| format!("reading {}", abs.display()))?;
+    if !m.is_file() || m.len() != size {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    use std::os::unix::fs::FileExt;
+    Ok(size == 0
+        || f.read_at(&mut last, size - 1)
+            .ctx(|| format!("reading {}", abs.display()))?
+            == 1
+            && last[0] == b'\n')
+}
+
+/// Append `lines` to `abs`, each in one `write()` with O_APPEND, so lines a live writer appends
+/// meanwhile stay whole. A file that no longer ends in a newline (a writer is mid-line) is left
+/// alone: `false`, and the next sync brings the lines (a sync never removes them).
+fn do_append(
+    objects: &crate::store::ObjectStore,
+    abs: &Path,
+    old_size: u64,
+    lines: &[crate::object::DataRef],
+) -> Result<bool> {
     let f = match std::fs::OpenOptions::new()
         .read(true)
         .append(true)
@@ -800,32 +891,35 @@ fn append_session(
         .open(abs)
     {
         Ok(f) => f,
-        Err(_) => return Ok(None),
+        Err(_) => return Ok(false),
     };
     let m = f.metadata().ctx(|| format!("reading {}", abs.display()))?;
-    if m.len() != cs.size {
-        return Ok(None);
-    }
     let mut last = [0u8; 1];
     use std::os::unix::fs::FileExt;
-    if cs.size > 0
-        && (f
-            .read_at(&mut last, cs.size - 1)
-            .ctx(|| format!("reading {}", abs.display()))?
-            != 1
-            || last[0] != b'\n')
+    if m.len() < old_size
+        || m.len() > 0
+            && (f
+                .read_at(&mut last, m.len() - 1)
+                .ctx(|| format!("reading {}", abs.display()))?
+                != 1
+                || last[0] != b'\n')
     {
-        return Ok(None);
+        return Ok(false);
     }
     let mut w = &f;
-    for l in tl[cl.len()..].iter().chain(ts.tail.iter()) {
+    for l in lines {
         let bytes = objects.data_bytes(*l, Kind::Line)?;
+        if crate::failpoint::reached("append-half-line") {
+            // Crash tests: die with half a line written, as a SIGKILL mid-write would.
+            let _ = w.write_all(&bytes[..bytes.len() / 2]);
+            crate::failpoint::die("append-half-line");
+        }
         w.write_all(&bytes)
             .ctx(|| format!("appending to {}", abs.display()))?;
         crate::failpoint::hit("append-mid-session");
     }
     f.sync_data().ctx(|| format!("syncing {}", abs.display()))?;
-    Ok(Some(ts.count))
+    Ok(true)
 }
 
 /// Append to `dest` the bytes `side` (the replaced file) gained past `expected`: lines a live

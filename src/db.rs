@@ -8,7 +8,7 @@ use crate::snapshot::Snapshot;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 pub struct Db {
     pub conn: Connection,
@@ -77,6 +77,8 @@ CREATE TABLE IF NOT EXISTS remotes (name TEXT PRIMARY KEY, url TEXT NOT NULL, ba
 CREATE TABLE IF NOT EXISTS overlay (path TEXT PRIMARY KEY, entry BLOB, reason TEXT NOT NULL, since INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS statcache (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     ctime_ns INTEGER NOT NULL, ino INTEGER NOT NULL, entry BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS intents (file BLOB PRIMARY KEY, kind INTEGER NOT NULL, old_size INTEGER NOT NULL,
+    target BLOB NOT NULL, target_size INTEGER NOT NULL, temp BLOB, side BLOB, created INTEGER NOT NULL);
 "#;
 
 fn id_of(b: Option<Vec<u8>>) -> Option<ObjectId> {

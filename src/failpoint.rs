@@ -18,12 +18,20 @@ fn spec() -> &'static Option<(String, u64)> {
     })
 }
 
+/// Count a hit of `name`: is this the one that should die? (For failpoints that half-do
+/// something first, then call `die`.)
+pub fn reached(name: &str) -> bool {
+    matches!(spec(), Some((want, n)) if want == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n)
+}
+
+pub fn die(name: &str) -> ! {
+    eprintln!("sage: failpoint {name} reached, dying");
+    // SAFETY: _exit ends the process immediately, which is the point.
+    unsafe { libc::_exit(137) }
+}
+
 pub fn hit(name: &str) {
-    if let Some((want, n)) = spec() {
-        if want == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n {
-            eprintln!("sage: failpoint {name} reached, dying");
-            // SAFETY: _exit ends the process immediately, which is the point.
-            unsafe { libc::_exit(137) };
-        }
+    if reached(name) {
+        die(name);
     }
 }

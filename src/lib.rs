@@ -12,6 +12,8 @@ pub mod error;
 pub mod failpoint;
 pub mod fsutil;
 pub mod id;
+pub mod intent;
+pub mod live;
 pub mod lock;
 pub mod merge;
 pub mod messages;

@@ -238,8 +238,16 @@ impl Repo {
         crate::fsutil::write_atomic(&marker, want.as_bytes())
     }
 
+    /// Take the store lock for a command that writes. An apply that was killed left intents
+    /// behind: they are completed (or rolled back) first, so every command starts from whole
+    /// files.
     pub fn lock(&self, what: &str) -> Result<StoreLock> {
-        StoreLock::acquire(&self.store_dir, what)
+        let lock = StoreLock::acquire(&self.store_dir, what)?;
+        for (file, healed) in crate::intent::recover(self)? {
+            // Rare, and the user should know a file was touched before the command proper.
+            eprintln!("sage: {}: {healed}", file.display());
+        }
+        Ok(lock)
     }
 
     pub fn head(&self) -> Result<Option<ObjectId>> {

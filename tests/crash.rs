@@ -270,6 +270,93 @@ fn checkout_killed_while_appending_to_a_session() {
     }
 }
 
+/// A checkout killed with half a line appended: the next sage that takes the lock finishes the
+/// append from the intent log, so the file holds exactly its new bytes.
+#[test]
+fn a_half_written_line_is_completed_when_sage_next_runs() {
+    let env = Env::new();
+    let h = crash_home(&env, 310);
+    let a = env.commit("A");
+    let mut rng = Rng::new(31);
+    let old0 = std::fs::read(&h.sessions[0]).unwrap();
+    append(&h.sessions[0], session_text(&mut rng, "more", 10));
+    let b = env.commit("B");
+    let state_b = stored_view(&read_tree(&env.home));
+    let new0 = std::fs::read(&h.sessions[0]).unwrap();
+    env.ok(&["checkout", &a, FLAG]);
+    for n in [1, 4] {
+        let fp = format!("append-half-line:{n}");
+        run_failpoint(&env, &fp, &["checkout", &b, FLAG]);
+        let now = std::fs::read(&h.sessions[0]).unwrap();
+        assert!(
+            now.len() > old0.len() && !now.ends_with(b"\n"),
+            "{fp}: half a line is on disk"
+        );
+        assert!(new0.starts_with(&now), "{fp}");
+        // any command that takes the lock finishes the write first
+        let o = env.ok(&["commit", "-m", "after the crash"]);
+        assert!(
+            o.stderr.contains("finished an interrupted append"),
+            "{}",
+            o.stderr
+        );
+        assert_eq!(
+            std::fs::read(&h.sessions[0]).unwrap(),
+            new0,
+            "{fp}: completed"
+        );
+        assert_store_clean(&env, &fp);
+        env.ok(&["checkout", &b, FLAG]);
+        assert_same_tree(&state_b, &stored_view(&read_tree(&env.home)), &fp);
+        env.ok(&["checkout", &a, FLAG]);
+    }
+}
+
+/// A replace killed between its rename and the copy-across: lines a live writer put in the
+/// old file (kept under its side name) are copied across when sage next runs.
+#[test]
+fn a_replace_killed_before_its_copy_across_is_finished_from_the_intent_log() {
+    let env = Env::new();
+    let h = crash_home(&env, 320);
+    let a = env.commit("A");
+    let mut rng = Rng::new(32);
+    write(&h.sessions[1], session_text(&mut rng, "rewritten", 12));
+    let b = env.commit("B");
+    let new1 = std::fs::read(&h.sessions[1]).unwrap();
+    env.ok(&["checkout", &a, FLAG]);
+    run_failpoint(&env, "replace-before-copy-across", &["checkout", &b, FLAG]);
+    // the rename happened; the old file lives on under its side name
+    assert_eq!(std::fs::read(&h.sessions[1]).unwrap(), new1);
+    let dir = h.sessions[1].parent().unwrap();
+    let side = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-side"))
+        .expect("the side link of the replaced session");
+    // a live Claude Code appended to the old file just before the rename
+    let late = message_line(&mut rng, "late", "assistant", 9);
+    append(&side, &late);
+    let o = env.ok(&["commit", "-m", "after the crash"]);
+    assert!(o.stderr.contains("copied across"), "{}", o.stderr);
+    let mut want = new1.clone();
+    want.extend_from_slice(late.as_bytes());
+    assert_eq!(std::fs::read(&h.sessions[1]).unwrap(), want);
+    assert!(!side.exists(), "the side name is removed");
+    assert_store_clean(&env, "replace-before-copy-across");
+    // and the late line is in the new snapshot
+    let head = env.head();
+    let rel = h.sessions[1]
+        .strip_prefix(&env.home)
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    assert_eq!(env.cat(&format!("{head}:{rel}")), want);
+    // a second run has nothing left to do
+    let o = env.ok(&["commit"]);
+    assert!(!o.stderr.contains("interrupted"), "{}", o.stderr);
+}
+
 /// Spawn a command, SIGKILL it after `delay`, and reap it. Returns whether it was still
 /// running (the kill may land after it finished: the checks hold either way).
 fn kill_after(mut cmd: std::process::Command, delay: Duration) -> bool {

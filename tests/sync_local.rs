@@ -638,6 +638,62 @@ fn a_writer_appending_during_pull_loses_no_line() {
     a.verify();
 }
 
+/// A session named by a running Claude Code's `sessions/<pid>.json` is deferred even with an
+/// old mtime, and merged once that process is gone.
+#[test]
+fn a_session_named_by_a_live_pid_file_is_deferred() {
+    let w = World::new();
+    let (a, b, lay) = synced_pair(&w, 12);
+    let mut rng = Rng::new(12);
+    let target = lay.sessions[0].clone();
+    // both machines continue the session: the laptop's file must be rewritten by the merge
+    append(
+        &b.home.join(&target),
+        session_lines(&mut rng, "t", 26, 4, "gpu-side"),
+    );
+    append(
+        &a.home.join(&target),
+        session_lines(&mut rng, "t", 27, 4, "laptop-side"),
+    );
+    age(&a.home);
+    age(&b.home);
+    let id = std::path::Path::new(&target)
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let me = std::process::id();
+    let pid_file = a.home.join(format!("sessions/{me}.json"));
+    write(
+        &pid_file,
+        format!(r#"{{"pid":{me},"sessionId":"{id}","cwd":"/elsewhere","startedAt":0}}"#),
+    );
+    let before = fs::read(a.home.join(&target)).unwrap();
+    let o = a.run_env(&[("SAGE_LIVE_WINDOW_MS", "0")], &["pull", "gpu"]);
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    assert!(o.all().contains("deferred"), "{}", o.all());
+    assert_eq!(
+        fs::read(a.home.join(&target)).unwrap(),
+        before,
+        "a live session is left alone"
+    );
+    // Claude Code exits: its pid file goes, and the next pull applies the merge
+    fs::remove_file(&pid_file).unwrap();
+    a.run_env(&[("SAGE_LIVE_WINDOW_MS", "0")], &["pull", "gpu"]);
+    let now = multiset(&fs::read(a.home.join(&target)).unwrap());
+    for l in before.split_inclusive(|c| *c == b'\n') {
+        assert!(now.contains_key(l), "laptop line kept");
+    }
+    for l in fs::read(b.home.join(&target))
+        .unwrap()
+        .split_inclusive(|c| *c == b'\n')
+    {
+        assert!(now.contains_key(l), "gpu line arrived");
+    }
+    a.verify();
+}
+
 #[test]
 fn dry_run_changes_nothing() {
     let w = World::new();

@@ -438,10 +438,7 @@ impl Repo {
         // A session being written right now that would need a rewrite (not a pure append)
         // is deferred: the merge snapshot holds the merged content, the home catches up on
         // the next sync (a sync never removes lines, so the lag is never taken for a deletion).
-        let live_ms: i64 = std::env::var("SAGE_LIVE_WINDOW_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2_000);
+        let live = crate::live::LiveSessions::read(&self.home, now);
         let candidates: Vec<String> = target
             .iter()
             .filter(|(p, e)| {
@@ -459,11 +456,12 @@ impl Repo {
             if is_pure_append(self, h, t)? {
                 continue;
             }
-            let recent = std::fs::symlink_metadata(self.home.join(&p))
+            let mtime = std::fs::symlink_metadata(self.home.join(&p))
                 .ok()
                 .and_then(|m| m.modified().ok())
                 .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                .is_some_and(|m| now - (m.as_millis() as i64) < live_ms);
+                .map(|m| m.as_millis() as i64);
+            let recent = live.is_live(&p, mtime);
             if recent {
                 keep_home(
                     &p,
