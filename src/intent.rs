@@ -74,9 +74,7 @@ fn p2b(p: &Path) -> &[u8] {
     p.as_os_str().as_bytes()
 }
 fn b2p(b: Vec<u8>) -> PathBuf {
-    PathBuf::from(std::ffi::OsString::from(
-        <std::ffi::OsStr as OsStrExt>::from_bytes(&b).to_os_string(),
-    ))
+    PathBuf::from(<std::ffi::OsStr as OsStrExt>::from_bytes(&b))
 }
 
 /// Record `intents` in one transaction (before any byte of the home is written).
