@@ -706,12 +706,72 @@ fn dry_run_changes_nothing() {
         &a.home.join(&lay.sessions[1]),
         session_lines(&mut Rng::new(3), "y", 25, 2, "laptop"),
     );
+    // the plan is computed against each side's last snapshot
+    a.commit();
+    b.commit();
     let (fa, fb) = (synced_files(&a.home), synced_files(&b.home));
     let (ha, hb) = (a.head(), b.head());
+    let mut outs = Vec::new();
     for cmd in ["push", "pull", "sync"] {
-        a.ok(&[cmd, "gpu", "--dry-run"]);
+        outs.push(a.ok(&[cmd, "gpu", "--dry-run"]).text());
     }
     assert_same_files(&fa, &synced_files(&a.home), "laptop after dry runs");
     assert_same_files(&fb, &synced_files(&b.home), "gpu after dry runs");
     assert_eq!((a.head(), b.head()), (ha, hb));
+    // the plan names the sessions each side would gain
+    let line_of = |out: &str, path: &str| {
+        out.lines()
+            .any(|l| l.contains("extended") && l.contains(path))
+    };
+    assert!(
+        line_of(&outs[0], &lay.sessions[1]),
+        "push plan: {}",
+        outs[0]
+    );
+    assert!(
+        line_of(&outs[1], &lay.sessions[0]),
+        "pull plan: {}",
+        outs[1]
+    );
+    assert!(
+        line_of(&outs[2], &lay.sessions[0]) && line_of(&outs[2], &lay.sessions[1]),
+        "{}",
+        outs[2]
+    );
+    assert!(
+        outs[0].contains("a push would send 1 snapshots"),
+        "{}",
+        outs[0]
+    );
+    let v = a.ok(&["--json", "pull", "gpu", "--dry-run"]).json();
+    assert_eq!(v["dry_run"], true);
+    assert!(v["pull"]["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["path"] == lay.sessions[0].as_str()));
+    // and the real sync then does what the plan said
+    a.ok(&["sync", "gpu"]);
+    assert_eq!(a.head(), b.head());
+}
+
+#[test]
+fn a_dry_run_push_to_a_remote_without_a_store_says_what_it_would_create() {
+    let w = World::new();
+    let a = w.machine("laptop");
+    let b = w.machine("gpu");
+    realistic_home(&a.home, 13, false);
+    a.commit();
+    let wrap = b.wrapper(&w.path("gpu-sage"), &WrapperOpts::default());
+    a.add_pipe_remote("gpu", &b, &wrap, &[]);
+    let o = a.ok(&["push", "gpu", "--dry-run"]).text();
+    assert!(o.contains("has no sage store yet"), "{o}");
+    assert!(o.contains("a push would send 1 snapshots"), "{o}");
+    assert!(
+        !b.home.join(".sage-home").exists(),
+        "a dry run creates nothing on the remote"
+    );
+    let o = a.ok(&["push", "gpu"]);
+    assert!(o.text().contains("created a store on gpu"), "{}", o.all());
+    assert_eq!(a.head(), b.head());
 }

@@ -3,7 +3,8 @@
 use super::{human_bytes, Ctx};
 use anyhow::Result;
 use clap::Subcommand;
-use sage::sync::client::{self, Direction, SyncOptions};
+use sage::sync::apply::PlanItem;
+use sage::sync::client::{self, Direction, SyncOptions, SyncReport};
 use sage::sync::remote::{self, Remote};
 use std::io::Write;
 
@@ -159,11 +160,7 @@ pub fn sync_cmd(
         writeln!(o, "created a store on {name} ({})", report.remote_store)?;
     }
     if opts.dry_run {
-        writeln!(
-            o,
-            "dry run: would receive {} snapshots, send {} snapshots ({} objects); nothing was changed",
-            report.snapshots_received, report.snapshots_sent, report.objects_sent
-        )?;
+        print_dry_run(&mut o, name, &report)?;
         return Ok(0);
     }
     if let Some(p) = &report.pull {
@@ -190,6 +187,66 @@ pub fn sync_cmd(
         human_bytes(report.bytes_received)
     )?;
     Ok(0)
+}
+
+/// The plan of a `--dry-run`: what each side would gain, conflicts, held-back config, and
+/// what would travel.
+fn print_dry_run(o: &mut dyn Write, name: &str, report: &SyncReport) -> std::io::Result<()> {
+    writeln!(o, "dry run: nothing was changed on either machine")?;
+    if report.remote_has_no_store {
+        writeln!(o, "{name} has no sage store yet: a push would create one")?;
+    }
+    let show = |o: &mut dyn Write, who: &str, plan: &[PlanItem]| -> std::io::Result<()> {
+        let sessions: Vec<&PlanItem> = plan.iter().filter(|i| i.session).collect();
+        let files = plan.len() - sessions.len();
+        writeln!(
+            o,
+            "{who} would gain: {} sessions new, {} extended, {} other files",
+            sessions.iter().filter(|i| i.change == "new").count(),
+            sessions.iter().filter(|i| i.change != "new").count(),
+            files
+        )?;
+        for i in plan {
+            let delta = i.bytes_after as i64 - i.bytes_before as i64;
+            writeln!(
+                o,
+                "  {:<8} {}  ({}{})",
+                i.change,
+                i.path,
+                if delta >= 0 { "+" } else { "-" },
+                human_bytes(delta.unsigned_abs())
+            )?;
+        }
+        Ok(())
+    };
+    if let Some(p) = &report.pull {
+        show(o, "this home", &p.plan)?;
+        for c in &p.report.conflicts {
+            writeln!(o, "  conflict: {c} (each home would keep its version)")?;
+        }
+        for h in &p.held_back {
+            writeln!(o, "  held back (untrusted config): {h}")?;
+        }
+        writeln!(
+            o,
+            "received {} snapshots to compute this ({})",
+            report.snapshots_received,
+            human_bytes(report.bytes_received)
+        )?;
+    }
+    if report.snapshots_sent > 0 || !report.push_plan.is_empty() {
+        if !report.push_plan.is_empty() {
+            show(o, name, &report.push_plan)?;
+        }
+        writeln!(
+            o,
+            "a push would send {} snapshots, {} objects ({} before compression)",
+            report.snapshots_sent,
+            report.objects_sent,
+            human_bytes(report.bytes_to_send)
+        )?;
+    }
+    Ok(())
 }
 
 pub fn serve(stdio: bool) -> Result<i32> {

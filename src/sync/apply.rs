@@ -33,6 +33,49 @@ pub struct MergeOutcome {
     pub deferred: Vec<String>,
     pub written: usize,
     pub sessions_extended: usize,
+    /// `--dry-run`: what the home would gain, path by path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<PlanItem>,
+}
+
+/// One path a merge would write into a home.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanItem {
+    pub path: String,
+    /// "new" or "extended" (a session that gains lines) or "replaced" (any other file).
+    pub change: &'static str,
+    pub session: bool,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// What writing `target` over `home` would do, entry by entry (no object is read).
+pub fn plan_of(home: &FlatTree, target: &FlatTree) -> Vec<PlanItem> {
+    let mut out = Vec::new();
+    for (p, t) in target {
+        if t.kind == EntryKind::Dir {
+            continue;
+        }
+        let h = home.get(p);
+        if h.is_some_and(|h| h.same_content(t)) {
+            continue;
+        }
+        let session = t.kind == EntryKind::Session;
+        out.push(PlanItem {
+            path: p.clone(),
+            change: match h {
+                None => "new",
+                Some(h) if session && h.kind == EntryKind::Session && t.size >= h.size => {
+                    "extended"
+                }
+                Some(_) => "replaced",
+            },
+            session,
+            bytes_before: h.map(|h| h.size).unwrap_or(0),
+            bytes_after: t.size,
+        });
+    }
+    out
 }
 
 /// Snapshot ids in `--json` reports as hex (as everywhere else), not as byte arrays.
@@ -328,22 +371,7 @@ impl Repo {
         } else {
             out.head = new_head;
         }
-        if opts.dry_run {
-            return Ok(out);
-        }
-        let pack = ins.finish()?;
         let now = crate::clock::now_ms();
-        if let Some((name, entries)) = &pack {
-            self.objects.add_pack(name)?;
-            let size = self.objects.packs().last().map(|p| p.size()).unwrap_or(0);
-            let path = self.db_path();
-            let t = self.db.transaction()?;
-            tx::insert_pack(&t, name, size, entries.len() as u64, now).map_err(|e| Error::Db {
-                path: path.clone(),
-                source: e,
-            })?;
-            t.commit().map_err(|e| Error::Db { path, source: e })?;
-        }
         // What the home gets: the merged tree, except where it keeps its own version.
         let mut target = merged.clone();
         let mut new_overlay: BTreeMap<String, OverlayRow> = BTreeMap::new();
@@ -434,6 +462,23 @@ impl Repo {
                 new_overlay.insert(p.clone(), r.clone());
                 out.held_back.push(p.clone());
             }
+        }
+        if opts.dry_run {
+            // The plan, from entries alone (the merged objects were never written).
+            out.plan = plan_of(&home_now, &target);
+            return Ok(out);
+        }
+        let pack = ins.finish()?;
+        if let Some((name, entries)) = &pack {
+            self.objects.add_pack(name)?;
+            let size = self.objects.packs().last().map(|p| p.size()).unwrap_or(0);
+            let path = self.db_path();
+            let t = self.db.transaction()?;
+            tx::insert_pack(&t, name, size, entries.len() as u64, now).map_err(|e| Error::Db {
+                path: path.clone(),
+                source: e,
+            })?;
+            t.commit().map_err(|e| Error::Db { path, source: e })?;
         }
         // A session being written right now that would need a rewrite (not a pure append)
         // is deferred: the merge snapshot holds the merged content, the home catches up on

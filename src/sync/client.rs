@@ -36,6 +36,24 @@ pub struct SyncReport {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub dry_run: bool,
+    /// `--dry-run`: uncompressed bytes of the objects a push would send.
+    pub bytes_to_send: u64,
+    /// `--dry-run` push: the paths the remote lacks or holds older versions of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub push_plan: Vec<super::apply::PlanItem>,
+    /// `--dry-run` against a remote with no store yet (a push would create it).
+    pub remote_has_no_store: bool,
+}
+
+/// The uncompressed size of `objects` (from the pack indexes).
+fn raw_size(repo: &Repo, objects: &[(Kind, ObjectId)]) -> Result<u64> {
+    let mut n = 0;
+    for (_, id) in objects {
+        if let Some((_, e)) = repo.objects.locate(id)? {
+            n += e.len as u64;
+        }
+    }
+    Ok(n)
 }
 
 struct Session {
@@ -232,9 +250,8 @@ fn do_pull(
         .copied()
         .collect();
     report.snapshots_received = wants.len();
-    if opts.dry_run {
-        return Ok(());
-    }
+    // A dry run fetches too (as `git fetch` does: objects and snapshot rows no ref names), so
+    // that it can show the merge it would apply; it changes no home and moves no ref.
     if !wants.is_empty() {
         s.t.conn.send(&Msg::Fetch {
             wants: wants.clone(),
@@ -274,7 +291,7 @@ fn do_pull(
             theirs: head,
             their_store: &store,
             trust_config: r.trust_config,
-            dry_run: false,
+            dry_run: opts.dry_run,
             force: false,
         })?;
         last = Some(out);
@@ -330,6 +347,23 @@ fn do_push(
     report.snapshots_sent = wants.len();
     report.objects_sent = objects.len();
     if opts.dry_run {
+        report.bytes_to_send = raw_size(repo, &objects)?;
+        // What the remote would gain, against its head as this store knows it (after an
+        // earlier sync it usually does); the remote's own merge decides conflicts.
+        let known = rg.head.filter(|h| local.contains(h)).or_else(|| {
+            haves
+                .iter()
+                .max_by_key(|h| (local.time.get(*h).copied().unwrap_or(0), **h))
+                .copied()
+        });
+        if let Some(rh) = known {
+            let theirs = crate::tree::flatten(&repo.objects, repo.snapshot(&rh)?.snap.root)?;
+            let ours = crate::tree::flatten(&repo.objects, repo.snapshot(&head)?.snap.root)?;
+            report.push_plan = super::apply::plan_of(&theirs, &ours)
+                .into_iter()
+                .filter(|i| i.change != "replaced" || !i.session)
+                .collect();
+        }
         return Ok(());
     }
     report.bytes_sent += send_packs(repo, &mut s.t.conn, &objects, &|_, _| {})?;
@@ -395,9 +429,15 @@ pub fn run(repo: &mut Repo, name: &str, dir: Direction, opts: &SyncOptions) -> R
     } else {
         commit_local(repo, &format!("before sync with {name}"))
     };
-    let (t, welcome) = connecting
+    let connected = connecting
         .join()
-        .map_err(|_| Error::Other("internal error: the connecting thread panicked".into()))??;
+        .map_err(|_| Error::Other("internal error: the connecting thread panicked".into()))?;
+    let (t, welcome) = match connected {
+        Err(Error::Other(m)) if opts.dry_run && m.contains("has no sage store yet") => {
+            return dry_run_without_store(repo, &r, dir, report);
+        }
+        c => c?,
+    };
     if let Err(e) = local {
         let _ = t.finish();
         return Err(e);
@@ -427,6 +467,29 @@ pub fn run(repo: &mut Repo, name: &str, dir: Direction, opts: &SyncOptions) -> R
         }
         Err(e) => Err(s.t.explain(e)),
     }
+}
+
+/// `--dry-run` against a remote that has no store yet: a push would create it and send all
+/// history; a pull has nothing to get.
+fn dry_run_without_store(
+    repo: &Repo,
+    r: &Remote,
+    dir: Direction,
+    mut report: SyncReport,
+) -> Result<SyncReport> {
+    report.remote = r.name.clone();
+    report.remote_has_no_store = true;
+    if dir != Direction::Pull {
+        if let Some(head) = repo.head()? {
+            let local = Graph::load(&repo.db)?;
+            let wants = local.missing_from(&[head], &|_| false);
+            let objects = objects_to_send(repo, &wants, &[])?;
+            report.snapshots_sent = wants.len();
+            report.objects_sent = objects.len();
+            report.bytes_to_send = raw_size(repo, &objects)?;
+        }
+    }
+    Ok(report)
 }
 
 /// Check that a remote answers; returns its sage version and store id (if it has a store).
