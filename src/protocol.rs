@@ -13,6 +13,17 @@ use std::io::{Read, Write};
 pub const MAGIC: &[u8; 8] = b"SAGEPROT";
 pub const PROTO_MIN: u32 = 1;
 pub const PROTO_MAX: u32 = 1;
+
+/// Capabilities this sage offers and understands, exchanged in Hello / Welcome. A peer checks
+/// for a capability before it uses the feature, so features can be added without a new
+/// protocol version; changes to existing messages still need one.
+/// - `have`: the `Have` object query; `fetch`: `Fetch` (pull); `bare-refs`: `SetRef` on bare
+///   stores; `force`: `Merge { force }`; `dry-run-merge`: `Merge { dry_run }`.
+pub const CAPS: &[&str] = &["have", "fetch", "bare-refs", "force", "dry-run-merge"];
+
+pub fn our_caps() -> Vec<String> {
+    CAPS.iter().map(|c| c.to_string()).collect()
+}
 /// No frame may be larger (a bound against broken or hostile peers).
 pub const MAX_FRAME: usize = 24 << 20;
 /// Pack bytes per `PackChunk`.
@@ -39,6 +50,9 @@ pub enum Msg {
         bare: bool,
         /// Create the store (and home marker) if absent.
         create: bool,
+        /// Optional features this client understands (see `CAPS`); unknown ones are ignored.
+        #[serde(default)]
+        caps: Vec<String>,
     },
     /// Snapshot the server's home if it changed (kind auto).
     Commit {
@@ -89,6 +103,9 @@ pub enum Msg {
         /// The store id named by the home's marker file, if the home has one.
         home_marker: Option<String>,
         home_exists: bool,
+        /// Optional features this server offers (see `CAPS`); unknown ones are ignored.
+        #[serde(default)]
+        caps: Vec<String>,
     },
     Committed {
         head: Option<ObjectId>,

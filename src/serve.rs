@@ -101,6 +101,7 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
         bare,
         home_marker,
         home_exists,
+        caps: crate::protocol::our_caps(),
     })?;
     loop {
         let msg = match conn.recv() {
@@ -194,7 +195,8 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
                 })?;
             }
             Msg::SetRef { name, id } => {
-                if !name.starts_with("stores/") {
+                if !bare || !name.starts_with("stores/") {
+                    // A home's refs move only by its own merges.
                     return Err(Error::Other(format!("refusing to set ref {name}")));
                 }
                 repo.snapshot(&id)?;

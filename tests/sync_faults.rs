@@ -840,8 +840,26 @@ fn pull_from_a_malicious_server_is_rejected() {
         bare: false,
         home_marker: Some("fakestore".into()),
         home_exists: true,
+        caps: sage::protocol::our_caps(),
     });
     let mut cases: Vec<(String, Vec<u8>, Vec<&str>)> = Vec::new();
+    // a server without the capabilities this sync needs (an older or stripped-down sage)
+    let mut b = MAGIC.to_vec();
+    b.extend(frame(&Msg::Welcome {
+        proto: 1,
+        version: "0.0.9".into(),
+        store_id: "fakestore".into(),
+        created: false,
+        bare: false,
+        home_marker: Some("fakestore".into()),
+        home_exists: true,
+        caps: vec![],
+    }));
+    cases.push((
+        "a server lacking a capability".into(),
+        b,
+        vec!["lacks the `have` capability", "upgrade sage on the remote"],
+    ));
     for at in attacks(&w.path("craft"), head, &outside) {
         let mut b = MAGIC.to_vec();
         b.extend(&welcome);
@@ -925,6 +943,7 @@ fn serve_with(m: &Machine, input: &[u8]) -> (Option<i32>, Vec<Msg>, String) {
         path: m.home.display().to_string(),
         bare: false,
         create: false,
+        caps: vec![],
     });
     all.extend_from_slice(input);
     // the server may hang up early: a failed write is fine

@@ -147,7 +147,32 @@ pub fn sync_cmd(
         }
     }
     let _lock = repo.lock("sync")?;
-    let report = client::run(&mut repo, name, dir, &opts)?;
+    let pb = ctx.progress(name);
+    let progress = |what: &str, done: u64, total: u64| {
+        if let Some(pb) = &pb {
+            if total > 0 {
+                // objects
+                pb.set_style(
+                    indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} objects")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                pb.set_length(total);
+            } else {
+                pb.set_style(
+                    indicatif::ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec}")
+                        .expect("valid template"),
+                );
+            }
+            pb.set_message(format!("{what} ({name})"));
+            pb.set_position(done);
+        }
+    };
+    let report = client::run(&mut repo, name, dir, &opts, &progress);
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let report = report?;
     if ctx.json {
         ctx.print_json(&report)?;
         return Ok(0);

@@ -73,6 +73,7 @@ fn connect(r: &Remote, create: bool, opts: &SyncOptions) -> Result<(Transport, M
         bare: r.bare,
         // A remote whose store sage knew is never given a new one without --init.
         create: create && !opts.dry_run && (r.store_id.is_none() || opts.init),
+        caps: crate::protocol::our_caps(),
     };
     if let Err(e) = t.conn.send(&hello) {
         return Err(t.explain(e));
@@ -100,7 +101,7 @@ fn accept(
     opts: &SyncOptions,
     report: &mut SyncReport,
 ) -> Result<Session> {
-    let (store_id, created, bare, marker, home_exists, proto, version) =
+    let (store_id, created, bare, marker, home_exists, proto, version, caps) =
         expect(welcome, "Welcome", |m| match m {
             Msg::Welcome {
                 store_id,
@@ -110,6 +111,7 @@ fn accept(
                 home_exists,
                 proto,
                 version,
+                caps,
             } => Some((
                 store_id,
                 created,
@@ -118,6 +120,7 @@ fn accept(
                 home_exists,
                 proto,
                 version,
+                caps,
             )),
             _ => None,
         })?;
@@ -127,10 +130,34 @@ fn accept(
             "the remote (sage {version}) chose protocol {proto}, this sage speaks {PROTO_MIN}..{PROTO_MAX}: upgrade the older sage"
         )));
     }
+    // What this run will ask of the remote: say which capability its sage lacks, not fail
+    // mid-way with a protocol error.
+    let mut needed = vec!["have"];
+    if bare {
+        needed.push("bare-refs");
+    }
+    if opts.force {
+        needed.push("force");
+    }
+    if let Some(missing) = needed.iter().find(|c| !caps.iter().any(|x| x == *c)) {
+        let _ = t.finish();
+        return Err(Error::Other(format!(
+            "the remote runs sage {version}, which lacks the `{missing}` capability this sync needs\n  fix: upgrade sage on the remote"
+        )));
+    }
     if let Some(known) = &r.store_id {
         if *known != store_id && !opts.init {
             return Err(Error::Refused(format!(
                 "remote {} now has store {store_id}, but sage knew it as store {known}: the remote's store was replaced or this is another machine\n  fix: check the remote; if it is right, run again with --init to accept the new store",
+                r.name
+            )));
+        }
+        if let Some(m) = marker
+            .as_ref()
+            .filter(|m| **m != store_id && !bare && !opts.init)
+        {
+            return Err(Error::Refused(format!(
+                "the home on {} is marked as belonging to store {m}, but the remote's store is {store_id}: two stores claim that home\n  fix: check the remote; if it is right, run again with --init",
                 r.name
             )));
         }
@@ -210,6 +237,7 @@ fn do_pull(
     s: &mut Session,
     opts: &SyncOptions,
     report: &mut SyncReport,
+    progress: &dyn Fn(&str, u64, u64),
 ) -> Result<()> {
     let rg = graph(s)?;
     let local = Graph::load(&repo.db)?;
@@ -262,6 +290,7 @@ fn do_pull(
                 Msg::PackStart { bytes, .. } => {
                     let name = receive_pack(repo, &mut s.t.conn, bytes)?;
                     s.t.conn.send(&Msg::PackStored { name })?;
+                    progress("receiving", s.t.conn.bytes_in, 0);
                 }
                 Msg::FetchDone { snaps } => {
                     let want_set: HashSet<ObjectId> = wants.iter().copied().collect();
@@ -305,6 +334,7 @@ fn do_push(
     s: &mut Session,
     opts: &SyncOptions,
     report: &mut SyncReport,
+    progress: &dyn Fn(&str, u64, u64),
 ) -> Result<()> {
     let Some(head) = repo.head()? else {
         return Err(Error::Refused(
@@ -366,7 +396,9 @@ fn do_push(
         }
         return Ok(());
     }
-    report.bytes_sent += send_packs(repo, &mut s.t.conn, &objects, &|_, _| {})?;
+    report.bytes_sent += send_packs(repo, &mut s.t.conn, &objects, &|done, total| {
+        progress("sending", done, total)
+    })?;
     if !wants.is_empty() {
         s.t.conn.send(&Msg::Snapshots {
             snaps: snapshot_infos(repo, &wants)?,
@@ -410,7 +442,14 @@ pub enum Direction {
 }
 
 /// Run a push, a pull, or both (pull then push) over one connection.
-pub fn run(repo: &mut Repo, name: &str, dir: Direction, opts: &SyncOptions) -> Result<SyncReport> {
+/// `progress(what, done, total)` is called as objects travel (`total` 0 when unknown).
+pub fn run(
+    repo: &mut Repo,
+    name: &str,
+    dir: Direction,
+    opts: &SyncOptions,
+    progress: &dyn Fn(&str, u64, u64),
+) -> Result<SyncReport> {
     let r = remote::get(&repo.db, name)?;
     if r.bare && opts.force {
         return Err(Error::Usage(
@@ -451,10 +490,10 @@ pub fn run(repo: &mut Repo, name: &str, dir: Direction, opts: &SyncOptions) -> R
             )?;
         }
         if dir != Direction::Push && !opts.force {
-            do_pull(repo, &r, &mut s, opts, &mut report)?;
+            do_pull(repo, &r, &mut s, opts, &mut report, progress)?;
         }
         if dir != Direction::Pull {
-            do_push(repo, &mut s, opts, &mut report)?;
+            do_push(repo, &mut s, opts, &mut report, progress)?;
         }
         Ok(())
     })();
@@ -502,6 +541,7 @@ pub fn probe(r: &Remote) -> Result<(String, String, bool)> {
         path,
         bare: r.bare,
         create: false,
+        caps: crate::protocol::our_caps(),
     })?;
     match t.conn.recv() {
         Ok(Msg::Welcome {
