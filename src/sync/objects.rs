@@ -498,14 +498,6 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
             )));
         }
         let snap = Snapshot::decode(s.id, &s.raw)?;
-        // The row is only a copy: the snapshot object itself must be in a pack (so that
-        // `verify --repair` can rebuild the row from the packs).
-        if !repo.objects.contains(&s.id)? {
-            return Err(Error::Other(format!(
-                "snapshot {} arrived without its object in a pack: rejected",
-                s.id
-            )));
-        }
         match repo.objects.locate(&snap.root)? {
             Some((_, e)) if e.kind == Kind::DirNode => {}
             _ => {
@@ -514,6 +506,14 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
                     s.id
                 )))
             }
+        }
+        // The row is only a copy: the snapshot object itself must be in a pack (so that
+        // `verify --repair` can rebuild the row from the packs).
+        if !repo.objects.contains(&s.id)? {
+            return Err(Error::Other(format!(
+                "snapshot {} arrived without its object in a pack: rejected",
+                s.id
+            )));
         }
         decoded.push((s.id, s.raw.clone(), snap));
     }
