@@ -533,6 +533,14 @@ fn patch_kinds(mut pack: Vec<u8>, kind: u8) -> Vec<u8> {
     pack
 }
 
+/// A pack of `objs` plus the snapshot object itself (a receiver rejects a snapshot row whose
+/// object did not arrive).
+fn pack_with_snapshot(tmp: &Path, objs: &Objs, snap: &SnapshotInfo) -> (Vec<u8>, usize) {
+    let mut all = objs.clone();
+    all.push((Kind::Snapshot, snap.id, snap.raw.clone()));
+    (pack_bytes(tmp, &all), all.len())
+}
+
 fn pack_frames(pack: &[u8], objects: usize) -> Vec<u8> {
     let mut out = frame(&Msg::PackStart {
         objects: objects as u64,
@@ -572,7 +580,7 @@ fn attacks(tmp: &Path, head: ObjectId, outside: &Path) -> Vec<Attack> {
         v.push(Attack {
             name: label.to_string(),
             expect: &["not allowed"],
-            pack: Some((pack_bytes(tmp, &objs), objs.len())),
+            pack: Some(pack_with_snapshot(tmp, &objs, &snap)),
             snap: Some(snap),
             raw: None,
         });
@@ -586,7 +594,11 @@ fn attacks(tmp: &Path, head: ObjectId, outside: &Path) -> Vec<Attack> {
         v.push(Attack {
             name: "wrong object hash".into(),
             expect: &["do not match its id"],
-            pack: Some((pack_bytes(tmp, &objs), objs.len())),
+            pack: Some(pack_with_snapshot(
+                tmp,
+                &objs,
+                &snapshot(root.1, vec![head]),
+            )),
             snap: Some(snapshot(root.1, vec![head])),
             raw: None,
         });
@@ -626,7 +638,11 @@ fn attacks(tmp: &Path, head: ObjectId, outside: &Path) -> Vec<Attack> {
         v.push(Attack {
             name: "unknown entry kind".into(),
             expect: &["kind"],
-            pack: Some((pack_bytes(tmp, &objs), objs.len())),
+            pack: Some(pack_with_snapshot(
+                tmp,
+                &objs,
+                &snapshot(root.1, vec![head]),
+            )),
             snap: Some(snapshot(root.1, vec![head])),
             raw: None,
         });
@@ -649,7 +665,11 @@ fn attacks(tmp: &Path, head: ObjectId, outside: &Path) -> Vec<Attack> {
         v.push(Attack {
             name: "tree naming a missing object".into(),
             expect: &["neither the pack nor this store holds"],
-            pack: Some((pack_bytes(tmp, &objs), objs.len())),
+            pack: Some(pack_with_snapshot(
+                tmp,
+                &objs,
+                &snapshot(root.1, vec![head]),
+            )),
             snap: Some(snapshot(root.1, vec![head])),
             raw: None,
         });
@@ -661,7 +681,11 @@ fn attacks(tmp: &Path, head: ObjectId, outside: &Path) -> Vec<Attack> {
         v.push(Attack {
             name: "snapshot with an unknown parent".into(),
             expect: &["0707070707"],
-            pack: Some((pack_bytes(tmp, &objs), objs.len())),
+            pack: Some(pack_with_snapshot(
+                tmp,
+                &objs,
+                &snapshot(root.1, vec![ObjectId([7; 32])]),
+            )),
             snap: Some(snapshot(root.1, vec![ObjectId([7; 32])])),
             raw: None,
         });
@@ -722,7 +746,11 @@ fn attacks(tmp: &Path, head: ObjectId, outside: &Path) -> Vec<Attack> {
         v.push(Attack {
             name: "projects as a symlink and a directory".into(),
             expect: &["projects"],
-            pack: Some((pack_bytes(tmp, &objs), objs.len())),
+            pack: Some(pack_with_snapshot(
+                tmp,
+                &objs,
+                &snapshot(root.1, vec![head]),
+            )),
             snap: Some(snapshot(root.1, vec![head])),
             raw: None,
         });
@@ -731,11 +759,25 @@ fn attacks(tmp: &Path, head: ObjectId, outside: &Path) -> Vec<Attack> {
         v.push(Attack {
             name: "projects turned into a symlink".into(),
             expect: &["projects"],
-            pack: Some((pack_bytes(tmp, &objs), objs.len())),
+            pack: Some(pack_with_snapshot(
+                tmp,
+                &objs,
+                &snapshot(root.1, vec![head]),
+            )),
             snap: Some(snapshot(root.1, vec![head])),
             raw: None,
         });
     }
+    // a snapshot row whose object never arrived in a pack (its tree did)
+    let root = dir_obj(vec![file_entry("ok.md", &blob)]);
+    let objs: Objs = vec![blob.clone(), root.clone()];
+    v.push(Attack {
+        name: "snapshot whose object is in no pack".into(),
+        expect: &["without its object in a pack"],
+        pack: Some((pack_bytes(tmp, &objs), objs.len())),
+        snap: Some(snapshot(root.1, vec![head])),
+        raw: None,
+    });
     // a frame over the limit
     v.push(Attack {
         name: "oversized frame".into(),
@@ -991,6 +1033,7 @@ fn serve_rejects_a_malicious_client() {
                 input.extend(pack_frames(p, *n));
                 pack_ok_expected = at.name.contains("symlink")
                     || at.name.contains("without")
+                    || at.name.contains("in no pack")
                     || at.name.contains("parent");
             }
             let snap = at.snap.clone().unwrap();

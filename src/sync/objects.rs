@@ -507,14 +507,6 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
                 )))
             }
         }
-        // The row is only a copy: the snapshot object itself must be in a pack (so that
-        // `verify --repair` can rebuild the row from the packs).
-        if !repo.objects.contains(&s.id)? {
-            return Err(Error::Other(format!(
-                "snapshot {} arrived without its object in a pack: rejected",
-                s.id
-            )));
-        }
         decoded.push((s.id, s.raw.clone(), snap));
     }
     let batch: HashSet<ObjectId> = decoded.iter().map(|d| d.0).collect();
@@ -545,6 +537,13 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
             )));
         }
         stats.insert(*id, crate::tree::stats_of(&repo.objects, &flat)?);
+        // The row is only a copy: the snapshot object itself must be in a pack (so that
+        // `verify --repair` can rebuild the row from the packs).
+        if !repo.objects.contains(id)? {
+            return Err(Error::Other(format!(
+                "snapshot {id} arrived without its object in a pack: rejected"
+            )));
+        }
     }
     let path = repo.db_path();
     let wrap = |e| Error::Db {
