@@ -238,7 +238,7 @@ fn do_pull(
     opts: &SyncOptions,
     report: &mut SyncReport,
     progress: &dyn Fn(&str, u64, u64),
-) -> Result<()> {
+) -> Result<RemoteGraph> {
     let rg = graph(s)?;
     let local = Graph::load(&repo.db)?;
     let heads: Vec<(ObjectId, String)> = if s.bare {
@@ -326,7 +326,7 @@ fn do_pull(
         last = Some(out);
     }
     report.pull = last;
-    Ok(())
+    Ok(rg)
 }
 
 fn do_push(
@@ -335,13 +335,18 @@ fn do_push(
     opts: &SyncOptions,
     report: &mut SyncReport,
     progress: &dyn Fn(&str, u64, u64),
+    known: Option<RemoteGraph>,
 ) -> Result<()> {
     let Some(head) = repo.head()? else {
         return Err(Error::Refused(
             "nothing to push: this store has no snapshot yet (`sage commit` first)".into(),
         ));
     };
-    let rg = graph(s)?;
+    // After a pull on the same connection the remote's graph is unchanged: reuse it.
+    let rg = match known {
+        Some(rg) => rg,
+        None => graph(s)?,
+    };
     let local = Graph::load(&repo.db)?;
     let wants = local.missing_from(&[head], &|x| rg.snaps.contains_key(x));
     let haves: Vec<ObjectId> = rg
@@ -489,11 +494,12 @@ pub fn run(
                 &format!("before sync from {}", crate::clock::host()),
             )?;
         }
+        let mut known = None;
         if dir != Direction::Push && !opts.force {
-            do_pull(repo, &r, &mut s, opts, &mut report, progress)?;
+            known = Some(do_pull(repo, &r, &mut s, opts, &mut report, progress)?);
         }
         if dir != Direction::Pull {
-            do_push(repo, &mut s, opts, &mut report, progress)?;
+            do_push(repo, &mut s, opts, &mut report, progress, known)?;
         }
         Ok(())
     })();
