@@ -61,6 +61,17 @@ pub struct CheckoutPlan {
     /// Undo: the op undone and the head to restore.
     pub undo: Option<(i64, Option<ObjectId>)>,
     pub description: String,
+    /// Plan paths are canonical (tree) paths; the home holds them under this machine's names.
+    pub pathmap: crate::pathmap::PathMap,
+    /// This store's id (whose names `pathmap` gives).
+    pub me: String,
+}
+
+impl CheckoutPlan {
+    /// Where a plan (tree) path lives in the home.
+    pub fn local(&self, path: &str) -> String {
+        self.pathmap.local_path(path, &self.me)
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -157,6 +168,21 @@ impl Repo {
         Ok((out.flat, None, mem, HashMap::new()))
     }
 
+    /// The project map a plan translates with: this home's, joined with `target`'s (whose
+    /// tree is canonical under its own map), and this store's id.
+    pub(crate) fn plan_names(
+        &self,
+        target: Option<&ObjectId>,
+    ) -> Result<(crate::pathmap::PathMap, String)> {
+        let mut pm = self.pathmap()?;
+        if let Some(t) = target {
+            pm = pm.union(&crate::pathmap::PathMap::from_raw(
+                self.snapshot(t)?.snap.pathmap.as_ref(),
+            ));
+        }
+        Ok((pm, self.store_id()?))
+    }
+
     /// Re-read and re-hash every object of a pack just written (the safety snapshot's).
     pub fn read_back_pack(&self, name: &str) -> Result<()> {
         let pack = self
@@ -188,7 +214,12 @@ impl Repo {
         let target_row = self.snapshot(&target)?;
         let (current, safety, mem, guard) =
             self.current_state(dry_run, &format!("before checkout {}", target.short()))?;
-        let full_target = flatten(&self.objects, target_row.snap.root)?;
+        let (pm, me) = self.plan_names(Some(&target))?;
+        let current = pm.canonicalize(&current);
+        let full_target = pm.canonicalize(&flatten(&self.objects, target_row.snap.root)?);
+        // Paths the user typed are this home's names.
+        let paths: Vec<String> = paths.iter().map(|p| pm.canonical_path(p)).collect();
+        let paths = &paths[..];
         let target_flat = if paths.is_empty() {
             full_target
         } else {
@@ -235,6 +266,8 @@ impl Repo {
             } else {
                 format!("checkout {} -- {}", target.short(), paths.join(" "))
             },
+            pathmap: pm,
+            me,
         })
     }
 
@@ -255,9 +288,10 @@ impl Repo {
         // Stat rows for what was written, so the next commit sees it unchanged.
         let mut stat_rows = Vec::new();
         for (path, lines) in &written {
-            if let Ok(m) = std::fs::symlink_metadata(home.join(path)) {
+            let lp = plan.local(path);
+            if let Ok(m) = std::fs::symlink_metadata(home.join(&lp)) {
                 if let Some(e) = plan.target_flat.get(path) {
-                    stat_rows.push((path.clone(), crate::scan::stat_row(&m, e, *lines, now)));
+                    stat_rows.push((lp, crate::scan::stat_row(&m, e, *lines, now)));
                 }
             }
         }
@@ -268,7 +302,7 @@ impl Repo {
                     host: crate::clock::host(),
                     kind: "checkout".into(),
                     merge: None,
-                    pathmap: None,
+                    pathmap: plan.pathmap.to_raw(),
                     message: plan.description.clone(),
                     parents: head.into_iter().collect(),
                     root: plan.new_root,
@@ -312,7 +346,7 @@ impl Repo {
         tx::set_ref(&t, "HEAD", new_head.as_ref()).map_err(wrap)?;
         for c in &plan.changes {
             if c.change == ChangeKind::Removed {
-                tx::delete_stat(&t, &c.path).map_err(wrap)?;
+                tx::delete_stat(&t, &plan.local(&c.path)).map_err(wrap)?;
             }
         }
         for (p, row) in &stat_rows {
@@ -362,8 +396,10 @@ impl Repo {
         }
         let (current, safety, mem, guard) =
             self.current_state(dry_run, &format!("before undo of #{}", op.seq))?;
+        let (pm, me) = self.plan_names(op.head_before.as_ref())?;
+        let current = pm.canonicalize(&current);
         let target_flat = match op.head_before {
-            Some(b) => self.flat_of(&b)?,
+            Some(b) => pm.canonicalize(&self.flat_of(&b)?),
             None => FlatTree::new(),
         };
         let new_root = build_tree(&target_flat, &mut crate::prolly::NullSink)?;
@@ -385,6 +421,8 @@ impl Repo {
             guard,
             undo: Some((op.seq, op.head_before)),
             description,
+            pathmap: pm,
+            me,
         })))
     }
 
@@ -557,8 +595,8 @@ pub(crate) fn apply_changes(
             continue;
         }
         if let (Some(row), Ok(m)) = (
-            plan.guard.get(&c.path),
-            std::fs::symlink_metadata(home.join(&c.path)),
+            plan.guard.get(&plan.local(&c.path)),
+            std::fs::symlink_metadata(home.join(plan.local(&c.path))),
         ) {
             if stat_changed(row, &m) {
                 return Err(Error::Refused(format!(
@@ -595,7 +633,7 @@ pub(crate) fn apply_changes(
         if c.change != ChangeKind::Removed && !kind_changes {
             continue;
         }
-        let abs = home.join(&c.path);
+        let abs = home.join(plan.local(&c.path));
         let r = if old_kind == Some(EntryKind::Dir) {
             std::fs::remove_dir(&abs)
         } else {
@@ -618,8 +656,8 @@ pub(crate) fn apply_changes(
             && !plan.target_flat.contains_key(p)
             && !target_dirs.contains(p.as_str())
         {
-            remove_stale_temps(&home.join(p));
-            let _ = std::fs::remove_dir(home.join(p)); // not empty: it holds files sage does not store
+            remove_stale_temps(&home.join(plan.local(p)));
+            let _ = std::fs::remove_dir(home.join(plan.local(p))); // not empty: it holds files sage does not store
             let mut q = parent_of(p);
             while !q.is_empty() {
                 removed_parents.insert(q.to_string());
@@ -634,8 +672,8 @@ pub(crate) fn apply_changes(
         .collect();
     parents.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
     for d in parents {
-        remove_stale_temps(&home.join(&d));
-        let _ = std::fs::remove_dir(home.join(&d)); // not empty: it holds files sage does not store
+        remove_stale_temps(&home.join(plan.local(&d)));
+        let _ = std::fs::remove_dir(home.join(plan.local(&d))); // not empty: it holds files sage does not store
     }
     // 2. Write temps (in parallel), sync once, rename.
     let writes: Vec<(&String, &Entry)> = plan
@@ -645,9 +683,9 @@ pub(crate) fn apply_changes(
         .filter_map(|c| plan.target_flat.get_key_value(&c.path))
         .collect();
     for (p, e) in &writes {
-        ensure_parent(home, p)?;
+        ensure_parent(home, &plan.local(p))?;
         if e.kind == EntryKind::Dir {
-            let abs = home.join(p);
+            let abs = home.join(plan.local(p));
             match std::fs::symlink_metadata(&abs) {
                 Ok(m) if m.is_dir() => {}
                 _ => std::fs::create_dir(&abs).ctx(|| format!("creating {}", abs.display()))?,
@@ -657,9 +695,10 @@ pub(crate) fn apply_changes(
     // Empty directories the target has and the home lacks.
     let mut new_dirs = Vec::new();
     for (p, e) in &plan.target_flat {
-        if e.kind == EntryKind::Dir && std::fs::symlink_metadata(home.join(p)).is_err() {
-            ensure_parent(home, p)?;
-            let abs = home.join(p);
+        if e.kind == EntryKind::Dir && std::fs::symlink_metadata(home.join(plan.local(p))).is_err()
+        {
+            ensure_parent(home, &plan.local(p))?;
+            let abs = home.join(plan.local(p));
             std::fs::create_dir(&abs).ctx(|| format!("creating {}", abs.display()))?;
             new_dirs.push(parent_of(p).to_string());
         }
@@ -675,7 +714,7 @@ pub(crate) fn apply_changes(
         }
         match plan.current_flat.get(w.0.as_str()) {
             Some(cur) if cur.kind == EntryKind::Session && w.1.kind == EntryKind::Session => {
-                match check_append(objects, &home.join(w.0), cur, w.1)? {
+                match check_append(objects, &home.join(plan.local(w.0)), cur, w.1)? {
                     Some(a) => appends.push((w, cur.size, a)),
                     None => rest.push(w),
                 }
@@ -688,7 +727,7 @@ pub(crate) fn apply_changes(
     let mut intents = Vec::new();
     for ((p, e), old_size, _) in &appends {
         intents.push(Intent {
-            file: home.join(p),
+            file: home.join(plan.local(p)),
             kind: IntentKind::Append,
             old_size: *old_size,
             target: e.id.expect("checked session"),
@@ -719,7 +758,7 @@ pub(crate) fn apply_changes(
     crate::intent::record(repo, &intents)?;
     let mut appended = Vec::new();
     for ((p, _), old_size, (lines, count)) in &appends {
-        if do_append(objects, &home.join(p), *old_size, lines)? {
+        if do_append(objects, &home.join(plan.local(p)), *old_size, lines)? {
             appended.push(((*p).clone(), *count));
         }
     }
@@ -727,7 +766,7 @@ pub(crate) fn apply_changes(
     let done: Vec<Result<(String, u64)>> = files
         .par_iter()
         .map(|(p, e)| {
-            let tmp = temp_path(home, p);
+            let tmp = temp_path(home, &plan.local(p));
             let lines = write_temp(objects, &tmp, e)?;
             Ok(((*p).clone(), lines))
         })
@@ -739,7 +778,7 @@ pub(crate) fn apply_changes(
             Ok(x) => written.push(x),
             Err(e) => {
                 for (p, _) in &files {
-                    let _ = std::fs::remove_file(temp_path(home, p));
+                    let _ = std::fs::remove_file(temp_path(home, &plan.local(p)));
                 }
                 return Err(e);
             }
@@ -751,7 +790,8 @@ pub(crate) fn apply_changes(
     crate::failpoint::hit("checkout-before-rename");
     let mut dirs: BTreeSet<String> = new_dirs.into_iter().collect();
     for (i, (p, _)) in written.iter().enumerate() {
-        let abs = home.join(p);
+        let lp = plan.local(p);
+        let abs = home.join(&lp);
         if let Ok(m) = std::fs::symlink_metadata(&abs) {
             if m.is_dir() {
                 std::fs::remove_dir(&abs).ctx(|| {
@@ -766,28 +806,25 @@ pub(crate) fn apply_changes(
         // hard link to the old file, and copy across whatever landed past what was read.
         let side = match plan.current_flat.get(p.as_str()) {
             Some(cur) if cur.kind == EntryKind::Session => {
-                let side = side_path(home, p);
+                let side = side_path(home, &lp);
                 let _ = std::fs::remove_file(&side);
                 std::fs::hard_link(&abs, &side).ok().map(|_| {
                     (
                         side,
-                        plan.guard
-                            .get(p.as_str())
-                            .map(|g| g.size)
-                            .unwrap_or(cur.size),
+                        plan.guard.get(&lp).map(|g| g.size).unwrap_or(cur.size),
                     )
                 })
             }
             _ => None,
         };
-        std::fs::rename(temp_path(home, p), &abs)
+        std::fs::rename(temp_path(home, &lp), &abs)
             .ctx(|| format!("renaming into {}", abs.display()))?;
         if let Some((side, expected)) = side {
             crate::failpoint::hit("replace-before-copy-across");
             copy_across(&side, expected, &abs)?;
             let _ = std::fs::remove_file(&side);
         }
-        dirs.insert(parent_of(p).to_string());
+        dirs.insert(parent_of(&lp).to_string());
         if i == 0 {
             crate::failpoint::hit("checkout-mid-rename");
         }

@@ -8,7 +8,7 @@ use crate::snapshot::Snapshot;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 pub struct Db {
     pub conn: Connection,
@@ -79,6 +79,8 @@ CREATE TABLE IF NOT EXISTS statcache (path TEXT PRIMARY KEY, size INTEGER NOT NU
     ctime_ns INTEGER NOT NULL, ino INTEGER NOT NULL, entry BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS intents (file BLOB PRIMARY KEY, kind INTEGER NOT NULL, old_size INTEGER NOT NULL,
     target BLOB NOT NULL, target_size INTEGER NOT NULL, temp BLOB, side BLOB, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS remote_maps (remote TEXT NOT NULL, local TEXT NOT NULL, remote_path TEXT NOT NULL,
+    time INTEGER NOT NULL, PRIMARY KEY (remote, local));
 "#;
 
 fn id_of(b: Option<Vec<u8>>) -> Option<ObjectId> {

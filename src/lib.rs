@@ -19,6 +19,7 @@ pub mod merge;
 pub mod messages;
 pub mod object;
 pub mod pack;
+pub mod pathmap;
 pub mod prolly;
 pub mod protocol;
 pub mod repo;

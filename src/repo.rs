@@ -6,6 +6,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::{Kind, ObjectId};
 use crate::lock::StoreLock;
 use crate::object::{decode, DataRef, Entry, Session};
+use crate::pathmap::PathMap;
 use crate::rules::{Rules, HOME_MARKER, STORE_MARKER};
 use crate::scan::{scan, ScanOutput};
 use crate::snapshot::{Snapshot, SNAPSHOT_VERSION};
@@ -364,6 +365,15 @@ impl Repo {
             opts.progress,
         )?;
         let mut out = out;
+        // Trees hold canonical project names (store-format.md, "Path maps").
+        let pm = self.pathmap()?;
+        let head_pm = match head {
+            Some(h) => PathMap::from_raw(self.snapshot(&h)?.snap.pathmap.as_ref()),
+            None => PathMap::default(),
+        };
+        if !pm.is_empty() {
+            out.flat = pm.canonicalize(&out.flat);
+        }
         let overlay = crate::sync::overlay::load(&self.db)?;
         let mut overlay_after = None;
         if !overlay.is_empty() {
@@ -377,14 +387,17 @@ impl Repo {
             }
         }
         let root = build_tree(&out.flat, &mut ins)?;
-        let changed = head_root != Some(root);
+        // A map change alone is a change (recorded as a rename of the mapped directories).
+        let changed = head_root != Some(root)
+            || (head.is_some() && pm != head_pm)
+            || (head.is_none() && !pm.is_empty());
         let mut snap_obj = None;
         if changed {
             let snap = Snapshot {
                 host: crate::clock::host(),
                 kind: opts.kind.to_string(),
                 merge: None,
-                pathmap: None,
+                pathmap: pm.to_raw(),
                 message: opts.message.to_string(),
                 parents: head.into_iter().collect(),
                 root,
@@ -477,6 +490,10 @@ impl Repo {
             Default::default()
         };
         let mut out = scan(home, &rules, &self.objects, &cache, Some(mem), &|_, _| {})?;
+        let pm = self.pathmap()?;
+        if !pm.is_empty() {
+            out.flat = pm.canonicalize(&out.flat);
+        }
         // Where this home deliberately differs from HEAD (overlay), it counts as unchanged.
         if home == self.home {
             let overlay = crate::sync::overlay::load(&self.db)?;
@@ -489,6 +506,46 @@ impl Repo {
         }
         let root = build_tree(&out.flat, mem)?;
         Ok((out, root))
+    }
+
+    /// The project map in force: HEAD's, plus the rules of remotes whose store is known (a
+    /// rule this machine added since HEAD is a map change the next snapshot records).
+    pub fn pathmap(&self) -> Result<PathMap> {
+        let mut pm = match self.head()? {
+            Some(h) => PathMap::from_raw(self.snapshot(&h)?.snap.pathmap.as_ref()),
+            None => PathMap::default(),
+        };
+        let me = self.store_id()?;
+        let remotes = crate::sync::remote::list(&self.db)?;
+        for rule in crate::sync::remote::maps(&self.db)? {
+            let Some(their) = remotes
+                .iter()
+                .find(|r| r.name == rule.remote)
+                .and_then(|r| r.store_id.clone())
+            else {
+                continue;
+            };
+            let arg = format!("{}={}", rule.local, rule.remote_path);
+            if let Ok((l, r)) = crate::pathmap::parse_map_arg(&arg) {
+                // Recorded already: the union changes nothing (same entries, same time).
+                pm.add_rule(&me, &l, &their, &r, rule.time);
+            }
+        }
+        Ok(pm)
+    }
+
+    /// Does the map in force differ from HEAD's (a rule added or changed since)?
+    pub fn pathmap_pending(&self) -> Result<bool> {
+        let head = match self.head()? {
+            Some(h) => PathMap::from_raw(self.snapshot(&h)?.snap.pathmap.as_ref()),
+            None => PathMap::default(),
+        };
+        Ok(self.pathmap()? != head)
+    }
+
+    /// This home's name for a tree path (project directories translated by `pm`).
+    pub fn local_path(&self, pm: &PathMap, path: &str) -> Result<String> {
+        Ok(pm.local_path(path, &self.store_id()?))
     }
 
     pub fn flat_of(&self, id: &ObjectId) -> Result<FlatTree> {

@@ -18,11 +18,10 @@ pub struct Snapshot {
     pub merge: Option<u32>,
     pub message: String,
     pub parents: Vec<ObjectId>,
-    /// Project directory map: canonical project name (as in the tree) -> host -> local name.
-    /// Absent while every host uses the canonical names (see store-format.md, "Path maps").
+    /// Project directory map: canonical prefix -> store id -> (local prefix, time). Absent
+    /// while every host uses the canonical names (see store-format.md, "Path maps").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pathmap:
-        Option<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>,
+    pub pathmap: Option<crate::pathmap::RawPathMap>,
     pub root: ObjectId,
     /// Milliseconds since the Unix epoch.
     pub time: i64,

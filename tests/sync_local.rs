@@ -775,3 +775,111 @@ fn a_dry_run_push_to_a_remote_without_a_store_says_what_it_would_create() {
     assert!(o.text().contains("created a store on gpu"), "{}", o.all());
     assert_eq!(a.head(), b.head());
 }
+
+/// Files under a home's `projects/`, as `dir/file` -> bytes.
+fn project_files(home: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let Ok(dirs) = fs::read_dir(home.join("projects")) else {
+        return out;
+    };
+    for d in dirs.flatten() {
+        for f in fs::read_dir(d.path()).unwrap().flatten() {
+            if f.path().is_file() {
+                out.insert(
+                    format!(
+                        "{}/{}",
+                        d.file_name().to_string_lossy(),
+                        f.file_name().to_string_lossy()
+                    ),
+                    fs::read(f.path()).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The same repository at /Users/me/code/app on the laptop and /workspace/app on the GPU box:
+/// with a map, its sessions meet in the right directory on each machine, bytes untouched,
+/// and both machines converge on one snapshot id.
+#[test]
+fn mapped_projects_meet_in_each_machines_own_directory() {
+    let w = World::new();
+    let a = w.machine("laptop");
+    let b = w.machine("gpu");
+    let mut rng = Rng::new(40);
+    let s1 = session_lines(&mut rng, "s1", 20, 6, "laptop");
+    let s2 = session_lines(&mut rng, "s2", 21, 5, "gpu");
+    let s3 = session_lines(&mut rng, "s3", 22, 4, "gpu-other");
+    let s4 = session_lines(&mut rng, "s4", 23, 3, "unmapped");
+    write(&a.home.join("projects/-Users-me-code-app/s1.jsonl"), &s1);
+    write(&a.home.join("projects/-home-shared/s4.jsonl"), &s4);
+    write(&b.home.join("projects/-workspace-app/s2.jsonl"), &s2);
+    write(&b.home.join("projects/-workspace-other/s3.jsonl"), &s3);
+    // not a component boundary: never translated
+    write(&b.home.join("projects/-workspaces-x/s5.jsonl"), &s4);
+    a.commit();
+    b.commit();
+    let wrap = b.wrapper(&w.path("gpu-sage"), &WrapperOpts::default());
+    a.add_pipe_remote("gpu", &b, &wrap, &["--map", "/Users/me/code=/workspace"]);
+    let listed = a.ok(&["remote", "list"]).text();
+    assert!(
+        listed.contains("map /Users/me/code = /workspace"),
+        "{listed}"
+    );
+    a.ok(&["sync", "gpu"]);
+    let (fa, fb) = (project_files(&a.home), project_files(&b.home));
+    let want_a: Vec<&str> = vec![
+        "-Users-me-code-app/s1.jsonl",
+        "-Users-me-code-app/s2.jsonl",
+        "-Users-me-code-other/s3.jsonl",
+        "-home-shared/s4.jsonl",
+        "-workspaces-x/s5.jsonl",
+    ];
+    let want_b: Vec<&str> = vec![
+        "-home-shared/s4.jsonl",
+        "-workspace-app/s1.jsonl",
+        "-workspace-app/s2.jsonl",
+        "-workspace-other/s3.jsonl",
+        "-workspaces-x/s5.jsonl",
+    ];
+    assert_eq!(fa.keys().map(String::as_str).collect::<Vec<_>>(), want_a);
+    assert_eq!(fb.keys().map(String::as_str).collect::<Vec<_>>(), want_b);
+    // the bytes of every line stay as written
+    assert_eq!(fa["-Users-me-code-app/s2.jsonl"], s2.as_bytes());
+    assert_eq!(fb["-workspace-app/s1.jsonl"], s1.as_bytes());
+    assert_eq!(a.head(), b.head(), "one snapshot id on both machines");
+    // converged: nothing changes and nothing moves on either side
+    for m in [&a, &b] {
+        let o = m.ok(&["commit"]);
+        assert!(o.text().starts_with("nothing changed"), "{}", o.text());
+    }
+    let o = a.ok(&["--json", "sync", "gpu"]);
+    assert_eq!(report(&o), (0, 0), "{}", o.text());
+    assert_eq!(a.head(), b.head());
+    let converged = b.head();
+    // a session continued on the GPU box arrives in the laptop's directory
+    let more = session_lines(&mut rng, "s1", 24, 3, "gpu-continues");
+    append(&b.home.join("projects/-workspace-app/s1.jsonl"), &more);
+    a.ok(&["sync", "gpu"]);
+    let got = fs::read(a.home.join("projects/-Users-me-code-app/s1.jsonl")).unwrap();
+    assert_eq!(got, format!("{s1}{more}").as_bytes());
+    assert!(!a.home.join("projects/-workspace-app").exists());
+    assert_eq!(a.head(), b.head());
+    // paths typed on the GPU box are its own names: roll one session back there
+    b.ok(&[
+        "checkout",
+        &converged,
+        "--i-understand-data-loss-risk",
+        "--",
+        "projects/-workspace-app/s1.jsonl",
+    ]);
+    assert_eq!(
+        fs::read(b.home.join("projects/-workspace-app/s1.jsonl")).unwrap(),
+        s1.as_bytes()
+    );
+    assert!(!b.home.join("projects/-Users-me-code-app").exists());
+    assert!(b.ok(&["commit"]).text().starts_with("nothing changed"));
+    a.verify();
+    b.verify();
+}

@@ -26,6 +26,26 @@ pub enum RemoteCmd {
         /// Do not check that the remote answers
         #[arg(long)]
         no_check: bool,
+        /// A project path here and where the same projects live there, LOCAL=REMOTE
+        /// (e.g. /Users/me/code=/workspace); repeatable
+        #[arg(long = "map", value_name = "LOCAL=REMOTE")]
+        maps: Vec<String>,
+    },
+    /// Change a remote: its project maps, whether its configuration is trusted
+    Set {
+        name: String,
+        /// Add or change a project map LOCAL=REMOTE; repeatable
+        #[arg(long = "map", value_name = "LOCAL=REMOTE")]
+        maps: Vec<String>,
+        /// Remove the project map of this local path; repeatable
+        #[arg(long = "unmap", value_name = "LOCAL")]
+        unmaps: Vec<String>,
+        /// Apply configuration pulled from this remote from now on
+        #[arg(long, conflicts_with = "no_trust_config")]
+        trust_config: bool,
+        /// Hold configuration pulled from this remote back again
+        #[arg(long)]
+        no_trust_config: bool,
     },
     /// List remotes
     List,
@@ -43,7 +63,11 @@ pub fn remote_cmd(ctx: &Ctx, cmd: RemoteCmd) -> Result<i32> {
             remote_sage,
             trust_config,
             no_check,
+            maps,
         } => {
+            for m in &maps {
+                sage::pathmap::parse_map_arg(m).map_err(sage::Error::Usage)?;
+            }
             let loc = remote::parse_location(&url)?;
             let url = match &loc {
                 remote::Location::Local(p) => p.to_string_lossy().into_owned(),
@@ -68,16 +92,80 @@ pub fn remote_cmd(ctx: &Ctx, cmd: RemoteCmd) -> Result<i32> {
                 }
             }
             remote::add(&repo.db, &r)?;
+            for m in &maps {
+                remote::set_map(&repo.db, &name, m)?;
+            }
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"remote": r, "check": said}))?;
             } else if !ctx.quiet {
                 println!("added remote {name} ({}): {said}", r.url);
             }
         }
+        RemoteCmd::Set {
+            name,
+            maps,
+            unmaps,
+            trust_config,
+            no_trust_config,
+        } => {
+            remote::get(&repo.db, &name)?;
+            if maps.is_empty() && unmaps.is_empty() && !trust_config && !no_trust_config {
+                return Err(sage::Error::Usage(
+                    "nothing to change: give --map, --unmap, --trust-config or --no-trust-config"
+                        .into(),
+                )
+                .into());
+            }
+            for m in &maps {
+                sage::pathmap::parse_map_arg(m).map_err(sage::Error::Usage)?;
+            }
+            let mut said = Vec::new();
+            for m in &maps {
+                remote::set_map(&repo.db, &name, m)?;
+                said.push(format!("map {m}"));
+            }
+            for u in &unmaps {
+                if !remote::remove_map(&repo.db, &name, u)? {
+                    return Err(sage::Error::Usage(format!(
+                        "remote {name} has no map for {u} (see `sage remote list`)"
+                    ))
+                    .into());
+                }
+                said.push(format!("unmapped {u}"));
+            }
+            if trust_config || no_trust_config {
+                remote::set_trust(&repo.db, &name, trust_config)?;
+                said.push(if trust_config {
+                    "configuration trusted".into()
+                } else {
+                    "configuration held back".into()
+                });
+            }
+            if !ctx.quiet {
+                println!("remote {name}: {}", said.join(", "));
+                if !maps.is_empty() {
+                    println!("  the next sync with {name} records the map (project directories are renamed in the history, not on disk)");
+                }
+            }
+        }
         RemoteCmd::List => {
             let rs = remote::list(&repo.db)?;
+            let maps = remote::maps(&repo.db)?;
             if ctx.json {
-                ctx.print_json(&rs)?;
+                let v: Vec<serde_json::Value> = rs
+                    .iter()
+                    .map(|r| {
+                        let mut v = serde_json::to_value(r).unwrap_or_default();
+                        v["maps"] = serde_json::to_value(
+                            maps.iter()
+                                .filter(|m| m.remote == r.name)
+                                .collect::<Vec<_>>(),
+                        )
+                        .unwrap_or_default();
+                        v
+                    })
+                    .collect();
+                ctx.print_json(&v)?;
             } else {
                 let mut o = std::io::stdout().lock();
                 for r in rs {
@@ -103,6 +191,9 @@ pub fn remote_cmd(ctx: &Ctx, cmd: RemoteCmd) -> Result<i32> {
                             format!("  [{}]", flags.join(", "))
                         }
                     )?;
+                    for m in maps.iter().filter(|m| m.remote == r.name) {
+                        writeln!(o, "{:<12}   map {} = {}", "", m.local, m.remote_path)?;
+                    }
                 }
             }
         }
@@ -191,7 +282,7 @@ pub fn sync_cmd(
     if let Some(p) = &report.pull {
         writeln!(o, "pull from {name}: {}", p.summary())?;
         for h in &p.held_back {
-            writeln!(o, "  held back (untrusted config): {h}  -> `sage remote` with --trust-config applies it")?;
+            writeln!(o, "  held back (untrusted config): {h}  -> `sage remote set {name} --trust-config`, then `sage pull {name}`, applies it")?;
         }
         for c in &p.report.conflicts {
             writeln!(

@@ -12,6 +12,7 @@ use crate::merge::{
     is_conversation_data, merge_trees, MergeOptions, MergeReport, Side, MERGE_VERSION,
 };
 use crate::object::{Entry, EntryKind};
+use crate::pathmap::PathMap;
 use crate::repo::Repo;
 use crate::snapshot::{Snapshot, SNAPSHOT_VERSION};
 use crate::store::Inserter;
@@ -135,8 +136,16 @@ pub struct MergeInto<'a> {
     pub force: bool,
 }
 
-fn flat(repo: &Repo, id: ObjectId) -> Result<FlatTree> {
-    flatten(&repo.objects, repo.snapshot(&id)?.snap.root)
+/// A snapshot's tree with canonical project names under `pm` (the merge's joined map).
+fn flat(repo: &Repo, pm: &PathMap, id: ObjectId) -> Result<FlatTree> {
+    Ok(pm.canonicalize(&flatten(&repo.objects, repo.snapshot(&id)?.snap.root)?))
+}
+
+fn pathmap_of(repo: &Repo, id: Option<ObjectId>) -> Result<PathMap> {
+    Ok(match id {
+        Some(id) => PathMap::from_raw(repo.snapshot(&id)?.snap.pathmap.as_ref()),
+        None => PathMap::default(),
+    })
 }
 
 /// The time of the earliest snapshot among `head`'s ancestors whose tree holds `e` at `path`.
@@ -158,6 +167,7 @@ fn first_seen(repo: &Repo, g: &Graph, head: ObjectId, path: &str, e: &Entry) -> 
 /// merged first, recursively, as git's recursive strategy does).
 fn base_tree(
     repo: &Repo,
+    pm: &PathMap,
     g: &Graph,
     ins: &mut Inserter,
     bases: &[ObjectId],
@@ -165,9 +175,9 @@ fn base_tree(
 ) -> Result<Option<FlatTree>> {
     match bases {
         [] => Ok(None),
-        [b] => Ok(Some(flat(repo, *b)?)),
+        [b] => Ok(Some(flat(repo, pm, *b)?)),
         [first, rest @ ..] => {
-            let mut acc = flat(repo, *first)?;
+            let mut acc = flat(repo, pm, *first)?;
             let mut acc_id = *first;
             for b in rest {
                 let inner = if depth < 4 {
@@ -175,8 +185,8 @@ fn base_tree(
                 } else {
                     vec![]
                 };
-                let inner_base = base_tree(repo, g, ins, &inner, depth + 1)?;
-                let bt = flat(repo, *b)?;
+                let inner_base = base_tree(repo, pm, g, ins, &inner, depth + 1)?;
+                let bt = flat(repo, pm, *b)?;
                 let newer = |_: &str, x: &Entry, y: &Entry| x.id.cmp(&y.id);
                 let (m, _) = merge_trees(
                     &repo.objects,
@@ -227,12 +237,23 @@ impl Repo {
             return Err(Error::Other(format!("snapshot {} is not in this store: the transfer did not complete; run the sync again", opts.theirs)));
         }
         let store_id = self.store_id()?;
-        let theirs_flat = flat(self, opts.theirs)?;
+        // Both sides' project names made canonical under the union of their maps: a pure
+        // function of the two snapshots, so both peers compute the same merge.
+        let theirs_pm = pathmap_of(self, Some(opts.theirs))?;
+        let ours_pm = pathmap_of(self, ours)?;
+        let pm = ours_pm.union(&theirs_pm);
+        let theirs_flat = flat(self, &pm, opts.theirs)?;
         let ours_flat = match ours {
-            Some(o) => flat(self, o)?,
+            Some(o) => flat(self, &pm, o)?,
             None => FlatTree::new(),
         };
-        let old_overlay = overlay::load(&self.db)?;
+        let old_overlay: BTreeMap<String, OverlayRow> = overlay::load(&self.db)?
+            .into_values()
+            .map(|mut r| {
+                r.path = pm.canonical_path(&r.path);
+                (r.path.clone(), r)
+            })
+            .collect();
         let home_now = overlay::home_view(&ours_flat, &old_overlay);
         let mut ins = Inserter::new(&self.objects);
         let (merged, new_head, merge_snap) = if opts.force {
@@ -243,7 +264,7 @@ impl Repo {
                 Some(o) => g.merge_bases(o, opts.theirs),
                 None => vec![],
             };
-            let base = base_tree(self, &g, &mut ins, &bases, 0)?;
+            let base = base_tree(self, &pm, &g, &mut ins, &bases, 0)?;
             let newer = |path: &str, x: &Entry, y: &Entry| -> Ordering {
                 let tx = ours
                     .map(|o| {
@@ -315,12 +336,17 @@ impl Repo {
                 .map(|o| self.snapshot(&o))
                 .transpose()?
                 .map(|r| r.snap.root);
-            if ours.is_none()
-                || (g.is_ancestor(ours.unwrap_or_default(), opts.theirs) && root == theirs_root)
+            // A ref moves to an existing snapshot only when its tree and its map are the result.
+            if (ours.is_none() && pm == theirs_pm)
+                || (g.is_ancestor(ours.unwrap_or_default(), opts.theirs)
+                    && root == theirs_root
+                    && pm == theirs_pm)
             {
                 out.fast_forward = true;
                 (m, Some(opts.theirs), false)
-            } else if ours.is_some_and(|o| g.is_ancestor(opts.theirs, o)) && Some(root) == ours_root
+            } else if ours.is_some_and(|o| g.is_ancestor(opts.theirs, o))
+                && Some(root) == ours_root
+                && pm == ours_pm
             {
                 (m, ours, false)
             } else {
@@ -345,7 +371,7 @@ impl Repo {
                     merge: None,
                     message: format!("push --force of {}", opts.theirs.short()),
                     parents: ours.into_iter().collect(),
-                    pathmap: None,
+                    pathmap: pm.to_raw(),
                     root,
                     time: crate::clock::now_ms(),
                     v: SNAPSHOT_VERSION,
@@ -357,7 +383,7 @@ impl Repo {
                     merge: Some(MERGE_VERSION),
                     message: "merge".into(),
                     parents,
-                    pathmap: None,
+                    pathmap: pm.to_raw(),
                     root,
                     time,
                     v: SNAPSHOT_VERSION,
@@ -466,6 +492,9 @@ impl Repo {
         if opts.dry_run {
             // The plan, from entries alone (the merged objects were never written).
             out.plan = plan_of(&home_now, &target);
+            for i in &mut out.plan {
+                i.path = pm.local_path(&i.path, &store_id);
+            }
             return Ok(out);
         }
         let pack = ins.finish()?;
@@ -501,12 +530,12 @@ impl Repo {
             if is_pure_append(self, h, t)? {
                 continue;
             }
-            let mtime = std::fs::symlink_metadata(self.home.join(&p))
+            let mtime = std::fs::symlink_metadata(self.home.join(pm.local_path(&p, &store_id)))
                 .ok()
                 .and_then(|m| m.modified().ok())
                 .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|m| m.as_millis() as i64);
-            let recent = live.is_live(&p, mtime);
+            let recent = live.is_live(&pm.local_path(&p, &store_id), mtime);
             if recent {
                 keep_home(
                     &p,
@@ -547,6 +576,8 @@ impl Repo {
             guard,
             undo: None,
             description: format!("sync with {}", opts.their_store),
+            pathmap: pm.clone(),
+            me: store_id.clone(),
         };
         let written = if self.own_home {
             apply_changes(self, &self.home.clone(), &plan)?
@@ -557,11 +588,12 @@ impl Repo {
         crate::failpoint::hit("merge-after-apply");
         let mut stat_rows = Vec::new();
         for (path, lines) in &written {
+            let lp = plan.local(path);
             if let (Ok(m), Some(e)) = (
-                std::fs::symlink_metadata(self.home.join(path)),
+                std::fs::symlink_metadata(self.home.join(&lp)),
                 target.get(path),
             ) {
-                stat_rows.push((path.clone(), crate::scan::stat_row(&m, e, *lines, now)));
+                stat_rows.push((lp, crate::scan::stat_row(&m, e, *lines, now)));
             }
         }
         let stats = match &snap_obj {

@@ -488,6 +488,11 @@ pub fn run(
     }
     let mut s = accept(repo, &r, t, welcome, opts, &mut report)?;
     let result = (|| -> Result<()> {
+        // A path map whose remote store just became known is a map change: record it before
+        // merging, so that both peers see it in a snapshot.
+        if !opts.dry_run && repo.own_home && repo.pathmap_pending()? {
+            commit_local(repo, &format!("project map for {name}"))?;
+        }
         if !opts.dry_run {
             remote_commit(
                 &mut s,

@@ -137,6 +137,9 @@ pub fn add(db: &Db, r: &Remote) -> Result<()> {
 }
 
 pub fn remove(db: &Db, name: &str) -> Result<()> {
+    db.conn
+        .execute("DELETE FROM remote_maps WHERE remote=?1", [name])
+        .map_err(|e| db.db_err(e))?;
     let n = db
         .conn
         .execute("DELETE FROM remotes WHERE name=?1", [name])
@@ -144,6 +147,74 @@ pub fn remove(db: &Db, name: &str) -> Result<()> {
     if n == 0 {
         return Err(Error::Usage(format!("no remote named {name:?}")));
     }
+    Ok(())
+}
+
+/// A project path map of a remote: `local` here is `remote_path` there (absolute paths, as
+/// the user typed them).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PathMapRule {
+    pub remote: String,
+    pub local: String,
+    pub remote_path: String,
+    pub time: i64,
+}
+
+pub fn maps(db: &Db) -> Result<Vec<PathMapRule>> {
+    let mut st = db
+        .conn
+        .prepare("SELECT remote, local, remote_path, time FROM remote_maps ORDER BY remote, local")
+        .map_err(|e| db.db_err(e))?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(PathMapRule {
+                remote: r.get(0)?,
+                local: r.get(1)?,
+                remote_path: r.get(2)?,
+                time: r.get(3)?,
+            })
+        })
+        .map_err(|e| db.db_err(e))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| db.db_err(e))?;
+    Ok(rows)
+}
+
+/// Add (or change) a map of remote `name`: `LOCAL=REMOTE`.
+pub fn set_map(db: &Db, name: &str, arg: &str) -> Result<()> {
+    get(db, name)?;
+    crate::pathmap::parse_map_arg(arg).map_err(Error::Usage)?;
+    let (l, r) = arg.split_once('=').expect("checked by parse_map_arg");
+    let (l, r) = (l.trim_end_matches('/'), r.trim_end_matches('/'));
+    db.conn
+        .execute(
+            "INSERT OR REPLACE INTO remote_maps(remote, local, remote_path, time) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![name, l, r, crate::clock::now_ms()],
+        )
+        .map_err(|e| db.db_err(e))?;
+    Ok(())
+}
+
+/// Remove a map of remote `name` by its local path. The map stays in the history's snapshots;
+/// the next snapshot records this machine using canonical names again (a map change).
+pub fn remove_map(db: &Db, name: &str, local: &str) -> Result<bool> {
+    let n = db
+        .conn
+        .execute(
+            "DELETE FROM remote_maps WHERE remote=?1 AND local=?2",
+            [name, local.trim_end_matches('/')],
+        )
+        .map_err(|e| db.db_err(e))?;
+    Ok(n > 0)
+}
+
+pub fn set_trust(db: &Db, name: &str, trust: bool) -> Result<()> {
+    db.conn
+        .execute(
+            "UPDATE remotes SET trust_config=?1 WHERE name=?2",
+            rusqlite::params![trust as i64, name],
+        )
+        .map_err(|e| db.db_err(e))?;
     Ok(())
 }
 
