@@ -51,7 +51,11 @@ impl Block {
                 summary,
                 is_error,
             } => {
-                let what = if *is_error { "tool error" } else { "tool result" };
+                let what = if *is_error {
+                    "tool error"
+                } else {
+                    "tool result"
+                };
                 if summary.is_empty() {
                     format!("[{what}, {}]", size_label(*bytes))
                 } else {
@@ -74,8 +78,12 @@ pub struct Message {
     pub role: String,
     pub time: Option<String>,
     pub uuid: Option<String>,
-    /// `parentUuid`, or across a compaction boundary its `logicalParentUuid`.
+    /// `parentUuid`: the previous line of the chain (`None` at a root, and at a compaction
+    /// boundary, where Claude Code stops loading).
     pub parent: Option<String>,
+    /// `logicalParentUuid` of a compaction boundary: the line before the compaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logical_parent: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sidechain: bool,
     /// `message.id`: the lines of one assistant reply share it.
@@ -258,9 +266,7 @@ pub fn parse(line: &[u8]) -> Option<Message> {
     }
     if role == "user"
         && !blocks.is_empty()
-        && blocks
-            .iter()
-            .all(|b| matches!(b, Block::ToolResult { .. }))
+        && blocks.iter().all(|b| matches!(b, Block::ToolResult { .. }))
     {
         role = "tool".into();
     }
@@ -268,7 +274,8 @@ pub fn parse(line: &[u8]) -> Option<Message> {
         role,
         time: time_of(&v),
         uuid: str_field(&v, "uuid"),
-        parent: str_field(&v, "parentUuid").or_else(|| str_field(&v, "logicalParentUuid")),
+        parent: str_field(&v, "parentUuid"),
+        logical_parent: str_field(&v, "logicalParentUuid"),
         sidechain: v.get("isSidechain").and_then(Value::as_bool) == Some(true),
         message_id: v
             .pointer("/message/id")
@@ -371,16 +378,18 @@ mod tests {
     }
 
     #[test]
-    fn metadata_and_progress_are_not_shown_and_compaction_links_logically() {
+    fn metadata_and_progress_are_not_shown_and_compaction_starts_a_chain() {
         let p = br#"{"type":"progress","uuid":"p","parentUuid":"u","data":{}}"#;
         assert!(!parse(p).unwrap().is_shown());
-        assert!(!parse(br#"{"type":"file-history-snapshot","messageId":"m"}"#)
-            .unwrap()
-            .is_shown());
+        assert!(
+            !parse(br#"{"type":"file-history-snapshot","messageId":"m"}"#)
+                .unwrap()
+                .is_shown()
+        );
         let b = br#"{"type":"system","subtype":"compact_boundary","content":"Conversation compacted","parentUuid":null,"logicalParentUuid":"u9","uuid":"c"}"#;
         let m = parse(b).unwrap();
         assert!(m.is_shown() && !m.is_message());
-        assert_eq!(m.parent.as_deref(), Some("u9"));
+        assert_eq!((m.parent, m.logical_parent.as_deref()), (None, Some("u9")));
         // an assistant line with only blank text shows nothing
         let blank = br#"{"type":"assistant","message":{"role":"assistant","content":[{"type":"text","text":"\n\n"}]}}"#;
         assert!(!parse(blank).unwrap().is_shown());
@@ -393,11 +402,16 @@ mod tests {
         let b = br#"{"message":{"content":[{"text":"hi","type":"text"}],"role":"user"},"timestamp":"T","uuid":"9","cwd":"/b","sessionId":"B","type":"user"}"#;
         assert_eq!(fingerprint_key(a), fingerprint_key(b));
         assert_eq!(
-            fingerprint_key(br#"{"type":"user","timestamp":"T","message":{"role":"user","content":"yo"}}"#)
-                .unwrap(),
+            fingerprint_key(
+                br#"{"type":"user","timestamp":"T","message":{"role":"user","content":"yo"}}"#
+            )
+            .unwrap(),
             "T:user:yo"
         );
-        assert_eq!(fingerprint_key(br#"{"type":"progress","timestamp":"T"}"#), None);
+        assert_eq!(
+            fingerprint_key(br#"{"type":"progress","timestamp":"T"}"#),
+            None
+        );
         assert_eq!(fingerprint_key(br#"{"type":"user"}"#), None);
         assert_eq!(fingerprint_key(b"garbage"), None);
     }

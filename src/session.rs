@@ -98,11 +98,8 @@ impl SessionIndex {
             }
         }
         // Parts after transcripts: a directory `projects/<dir>/<x>` counts only once `x` is known to be a session.
-        let late: Vec<(String, String)> = self
-            .paths
-            .iter()
-            .filter_map(|p| self.part_of(p))
-            .collect();
+        let late: Vec<(String, String)> =
+            self.paths.iter().filter_map(|p| self.part_of(p)).collect();
         for (id, root) in late {
             push_unique(&mut self.entry(&id).roots, &root);
         }
@@ -135,8 +132,7 @@ impl SessionIndex {
                         .iter()
                         .any(|t| t.starts_with(&format!("projects/{dir}/")))
                 });
-                (known || looks_like_id(x))
-                    .then(|| (x.to_string(), format!("projects/{dir}/{x}")))
+                (known || looks_like_id(x)).then(|| (x.to_string(), format!("projects/{dir}/{x}")))
             }
             ["file-history", x, ..] if !x.is_empty() => {
                 Some((x.to_string(), format!("file-history/{x}")))
@@ -151,7 +147,8 @@ impl SessionIndex {
         if let Some((_, id)) = transcript_of(path) {
             return self.sessions.get(id);
         }
-        self.part_of(path).and_then(|(id, _)| self.sessions.get(&id))
+        self.part_of(path)
+            .and_then(|(id, _)| self.sessions.get(&id))
     }
 
     /// All sessions, by id.
@@ -177,10 +174,12 @@ impl SessionIndex {
             if let Some(s) = self.sessions.get(id) {
                 // The path names one project directory: keep that one's parts.
                 let mut s = s.clone();
-                let other_dir =
-                    |p: &String| p.starts_with("projects/") && !p.starts_with(&format!("projects/{dir}/"));
+                let other_dir = |p: &String| {
+                    p.starts_with("projects/") && !p.starts_with(&format!("projects/{dir}/"))
+                };
                 s.transcripts.retain(|p| !other_dir(p));
-                s.roots.retain(|p| !other_dir(p) || p.starts_with("file-history/"));
+                s.roots
+                    .retain(|p| !other_dir(p) || p.starts_with("file-history/"));
                 return Ok(Target::Session(s));
             }
         }
@@ -353,8 +352,8 @@ pub struct Row {
     pub bytes: u64,
     /// `None` for a line that is not a JSON object.
     pub message: Option<Message>,
-    /// On the branch Claude Code would resume (the newest leaf and its ancestors, with the
-    /// tool results and progress lines hanging off them).
+    /// On the branch Claude Code would resume (the newest leaf and its ancestors back to the
+    /// last compaction, with the tool results and progress lines hanging off them).
     pub on_resume_path: bool,
     /// Set on the first line of each continuation where the conversation forks.
     pub branch: Option<Branch>,
@@ -406,8 +405,10 @@ fn is_attachment(m: &Message) -> bool {
 }
 
 /// Mark the branch Claude Code resumes: the newest (by timestamp, then file order)
-/// non-sidechain leaf, walked back through `parentUuid` (or `logicalParentUuid` across a
-/// compaction). Marks fork points. Returns the leaf's uuid and the number of forks.
+/// non-sidechain leaf, walked back through `parentUuid`. The walk ends at a root, which is
+/// also where a compaction boundary starts the chain again: what came before it is not
+/// loaded on resume (the summary stands for it). Marks fork points. Returns the leaf's uuid
+/// and the number of forks.
 fn mark_resume_path(rows: &mut [Row]) -> (Option<String>, usize) {
     let mut by_uuid: HashMap<&str, usize> = HashMap::new();
     for (i, r) in rows.iter().enumerate() {
@@ -683,7 +684,8 @@ fn transcript_stats(
         if transcript_of(p).is_none() || e.kind != EntryKind::Session {
             continue;
         }
-        let id = e.id.ok_or_else(|| Error::Other(format!("{p}: session without id")))?;
+        let id =
+            e.id.ok_or_else(|| Error::Other(format!("{p}: session without id")))?;
         let s: Session = decode(id, &repo.objects.read(id, Kind::Session)?)?;
         lines += s.count + u64::from(s.tail.is_some());
         bytes += e.size;
@@ -794,7 +796,10 @@ mod tests {
             Some(A)
         );
         assert!(ix.owner_of("projects/-home-x/memory/MEMORY.md").is_none());
-        assert_eq!(ix.owner_of("todos/t1-agent-t1.json").map(|s| s.id.as_str()), Some("t1"));
+        assert_eq!(
+            ix.owner_of("todos/t1-agent-t1.json").map(|s| s.id.as_str()),
+            Some("t1")
+        );
     }
 
     #[test]
@@ -895,7 +900,14 @@ mod tests {
         let (leaf, forks) = mark_resume_path(&mut rows);
         assert_eq!(leaf.as_deref(), Some("u9"));
         assert_eq!(forks, 0);
-        assert!(rows.iter().all(|r| r.on_resume_path && r.branch.is_none()));
+        assert!(rows.iter().all(|r| r.branch.is_none()));
+        // what precedes the compaction is not loaded on resume
+        let on: Vec<bool> = rows.iter().map(|r| r.on_resume_path).collect();
+        assert_eq!(on, vec![false, false, false, false, false, true, true]);
+        // without the boundary, the second tool result hangs off the resumed chain
+        let mut rows = rows_of(&lines[..5]);
+        mark_resume_path(&mut rows);
+        assert!(rows.iter().all(|r| r.on_resume_path), "{rows:?}");
     }
 
     #[test]
