@@ -203,7 +203,7 @@ impl SessionIndex {
         match hits.as_slice() {
             [one] => Ok(Target::Session((*one).clone())),
             [] => Err(Error::Usage(format!(
-                "no session {arg:?} in {place}\n  fix: give a session id, a unique prefix of one, or its transcript path; {list_hint}"
+                "no session (nor path) {arg:?} in {place}\n  fix: give a session id, a unique prefix of one, or its transcript path; {list_hint}"
             ))),
             many => {
                 let mut msg = format!(
@@ -823,7 +823,10 @@ mod tests {
         assert!(msg.contains(A) && msg.contains(B), "{msg}");
         assert_eq!(e.exit_code(), 2);
         let e = ix.resolve("ffff", "snapshot 1234", "use X").unwrap_err();
-        assert!(e.to_string().contains("no session \"ffff\""), "{e}");
+        assert!(
+            e.to_string().contains("no session (nor path) \"ffff\""),
+            "{e}"
+        );
         assert!(e.to_string().contains("use X"), "{e}");
     }
 
