@@ -156,6 +156,16 @@ impl SessionIndex {
         self.sessions.values()
     }
 
+    /// The sessions whose id starts with `prefix` (case-insensitive).
+    pub fn with_prefix(&self, prefix: &str) -> Vec<&SessionParts> {
+        let lower = prefix.to_ascii_lowercase();
+        self.sessions
+            .range(lower.clone()..)
+            .take_while(|(id, _)| id.starts_with(&lower))
+            .map(|(_, s)| s)
+            .collect()
+    }
+
     fn has_path(&self, p: &str) -> bool {
         self.paths.contains(p)
             || self
@@ -193,13 +203,7 @@ impl SessionIndex {
         if self.has_path(a) {
             return Ok(Target::Path(a.to_string()));
         }
-        let lower = want.to_ascii_lowercase();
-        let hits: Vec<&SessionParts> = self
-            .sessions
-            .range(lower.clone()..)
-            .take_while(|(id, _)| id.starts_with(&lower))
-            .map(|(_, s)| s)
-            .collect();
+        let hits = self.with_prefix(want);
         match hits.as_slice() {
             [one] => Ok(Target::Session((*one).clone())),
             [] => Err(Error::Usage(format!(
@@ -324,11 +328,13 @@ impl KeyCache {
     pub fn fingerprint(&mut self, src: &dyn ObjectSource, e: &Entry) -> Result<Fingerprint> {
         let mut f = Fingerprint::default();
         for l in entry_lines(src, e)? {
-            if !self.0.contains_key(&l.id) {
-                let key = fingerprint_key(&line_bytes(src, l)?);
-                self.0.insert(l.id, key);
-            }
-            f.add_key(self.0[&l.id].as_ref());
+            let key = match self.0.entry(l.id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(fingerprint_key(&line_bytes(src, l)?))
+                }
+            };
+            f.add_key(key.as_ref());
         }
         Ok(f)
     }
@@ -580,38 +586,66 @@ fn part_state(repo: &Repo, root: ObjectId, s: &SessionParts) -> Result<PartState
 pub fn session_log(repo: &Repo, arg: &str) -> Result<SessionLog> {
     let history = repo.history()?;
     let hint = "list the sessions of a snapshot with `sage show HEAD:`";
+    let place = "the home or its snapshots";
     let mut index = SessionIndex::new();
     index.add_paths(home_paths(&repo.home).iter().map(String::as_str));
-    let mut found = None;
-    for (n, row) in history.iter().enumerate() {
-        index.add_flat(&crate::tree::flatten(&repo.objects, row.snap.root)?);
-        let last = n + 1 == history.len();
-        match index.resolve(arg, "the home or its snapshots", hint) {
-            Ok(Target::Session(s)) => {
-                found = Some(s);
-                break;
-            }
-            Ok(Target::Path(p)) => {
+    if let Some(head) = history.first() {
+        index.add_flat(&crate::tree::flatten(&repo.objects, head.snap.root)?);
+    }
+    // A session gone from HEAD and the home (Claude's cleanup) is looked for in older
+    // snapshots: their `projects/` trees, each distinct one read once.
+    let mut seen = HashSet::new();
+    let mut older = history.iter().skip(1);
+    let mut want = arg.to_string();
+    let session = loop {
+        let unknown = || {
+            Error::Usage(format!(
+                "no session {arg:?} in {place}\n  fix: give a session id, a unique prefix of one, or its transcript path; {hint}"
+            ))
+        };
+        let bare = want.trim_end_matches(".jsonl");
+        let partial = match index.resolve(&want, place, hint) {
+            Ok(Target::Session(s)) if !s.transcripts.is_empty() => break s,
+            // Only side files left: its transcript may be in an older snapshot.
+            Ok(Target::Session(s)) => Some(s),
+            Ok(Target::Path(p)) if transcript_of(&p).is_none() => {
                 return Err(Error::Usage(format!(
                     "{p} is not a session transcript (projects/<dir>/<id>.jsonl)\n  fix: give a session id, a unique prefix of one, or its transcript path; {hint}"
                 )))
             }
-            Err(e) if last => return Err(e),
-            // Not (uniquely) known yet: older snapshots may add it.
-            Err(_) => {}
+            // Ambiguous: older snapshots cannot make it less so.
+            Err(e) if !index.with_prefix(bare).is_empty() => return Err(e),
+            Ok(Target::Path(_)) | Err(_) => None,
+        };
+        if let Some(s) = &partial {
+            want = s.id.clone();
+        }
+        let Some(row) = older.next() else {
+            break partial.ok_or_else(unknown)?;
+        };
+        let Some(projects) = lookup_path(&repo.objects, row.snap.root, "projects")? else {
+            continue;
+        };
+        if let (EntryKind::Dir, Some(id)) = (projects.kind, projects.id) {
+            if seen.insert(id) {
+                let flat = crate::tree::flatten(&repo.objects, id)?;
+                let paths: Vec<String> = flat.keys().map(|p| format!("projects/{p}")).collect();
+                index.add_paths(paths.iter().map(String::as_str));
+            }
+        }
+    };
+    // Parts that HEAD and the home lack may exist in older snapshots: look for all of them.
+    let mut session = session;
+    let mut candidates = vec![format!("file-history/{}", session.id)];
+    for t in &session.transcripts {
+        if let Some((dir, id)) = transcript_of(t) {
+            candidates.push(format!("projects/{dir}/{id}"));
         }
     }
-    let session = match found {
-        Some(s) => s,
-        None => match index.resolve(arg, "the home or its snapshots", hint)? {
-            Target::Session(s) => s,
-            Target::Path(p) => {
-                return Err(Error::Usage(format!(
-                    "{p} is not a session transcript\n  fix: {hint}"
-                )))
-            }
-        },
-    };
+    for c in candidates {
+        push_unique(&mut session.roots, &c);
+    }
+    session.roots.sort();
     let mut states: HashMap<ObjectId, PartState> = HashMap::new();
     let mut state_of = |id: ObjectId, repo: &Repo| -> Result<PartState> {
         if let Some(s) = states.get(&id) {

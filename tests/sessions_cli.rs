@@ -292,7 +292,7 @@ fn log_session_lists_the_snapshots_that_changed_it_with_fingerprints() {
     // a message, and a part (file-history) in the next
     append(
         &p,
-        &chained(
+        chained(
             id,
             "/p",
             "u5",
@@ -362,6 +362,29 @@ fn log_session_lists_the_snapshots_that_changed_it_with_fingerprints() {
     let o = env.run(&["log", "--session", "feedbeef"]);
     assert_eq!(o.code, Some(2), "{o:?}");
     assert!(o.stderr.contains("sage show HEAD:"), "{}", o.stderr);
+
+    // Claude's cleanup deletes the transcript (its file-history stays): the log still
+    // follows it, found in older snapshots, and says when it went
+    fs::remove_file(&p).unwrap();
+    let gone = env.commit("cleanup");
+    let j = env.ok(&["--json", "log", "--session", &id[..8]]).json();
+    assert_eq!(
+        j["session"]["transcripts"][0],
+        format!("projects/-p/{id}.jsonl")
+    );
+    let ch = j["changes"].as_array().unwrap();
+    assert_eq!(ch.len(), 5, "{j:#}");
+    assert_eq!(ch[0]["snapshot"], gone.as_str());
+    assert_eq!(ch[0]["change"], "changed");
+    assert_eq!(ch[0]["messages"], 0);
+    fs::remove_dir_all(env.home.join("file-history")).unwrap();
+    env.commit("cleanup 2");
+    let j = env.ok(&["--json", "log", "--session", id]).json();
+    assert_eq!(j["changes"][0]["change"], "removed", "{j:#}");
+    assert_eq!(j["changes"].as_array().unwrap().len(), 6, "{j:#}");
+    // and show reads it in the snapshot that has it
+    let t = env.ok(&["show", &format!("{grown}:{}", &id[..8])]).text();
+    assert!(t.contains("thanks"), "{t}");
 }
 
 #[test]
