@@ -376,6 +376,8 @@ pub struct Conversation {
     pub resume_leaf: Option<String>,
     /// Lines where the conversation forks into several continuations.
     pub forks: usize,
+    /// Compaction boundaries (where a resume starts loading).
+    pub compactions: usize,
 }
 
 /// Read a transcript (a session entry) as a conversation.
@@ -394,7 +396,13 @@ pub fn read_conversation(src: &dyn ObjectSource, e: &Entry) -> Result<Conversati
         });
     }
     let (resume_leaf, forks) = mark_resume_path(&mut rows);
+    let compactions = rows
+        .iter()
+        .filter_map(|r| r.message.as_ref())
+        .filter(|m| m.kind == "system" && m.parent.is_none() && m.logical_parent.is_some())
+        .count();
     Ok(Conversation {
+        compactions,
         lines: rows.len() as u64,
         messages: fp.messages,
         fingerprint: fp.short(),

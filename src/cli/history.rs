@@ -518,7 +518,8 @@ fn render_session(
         snap.short()
     )?;
     for (path, n) in &parts {
-        writeln!(o, "part     {path}  ({n} files)")?;
+        let files = if *n == 1 { "file" } else { "files" };
+        writeln!(o, "part     {path}  ({n} {files})")?;
     }
     if convs.is_empty() {
         writeln!(o, "  no transcript in this snapshot")?;
@@ -539,8 +540,13 @@ fn render_session(
             };
             writeln!(
                 o,
-                "{} marks what Claude Code would resume: the newest branch{forks}, back to the last compaction",
-                p.on("33", "*")
+                "{} marks what Claude Code would resume: the newest branch{forks}{}",
+                p.on("33", "*"),
+                if c.compactions > 0 {
+                    ", back to the last compaction"
+                } else {
+                    ""
+                }
             )?;
         }
         writeln!(o)?;
