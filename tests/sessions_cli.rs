@@ -711,3 +711,37 @@ fn diff_after_a_sync_merge_shows_what_arrived_per_session() {
     assert_eq!(l["changes"][0]["kind"], "merge", "{l:#}");
     assert_eq!(l["changes"][0]["messages_delta"], 1, "{l:#}");
 }
+
+#[test]
+fn a_closed_pipe_is_not_an_error_for_the_viewer() {
+    let env = Env::new();
+    copy_real_transcripts(&env.home);
+    env.commit("real");
+    append(
+        &env.home.join(format!("projects/-home-x/{REAL_ID}.jsonl")),
+        "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"more\"}}\n",
+    );
+    env.commit("more");
+    for args in [
+        format!("show HEAD:{REAL_ID}"),
+        format!("--json show HEAD:{REAL_ID}"),
+        "show HEAD:".to_string(),
+        format!("log --session {REAL_ID}"),
+        format!("diff HEAD~1 HEAD -- {REAL_ID}"),
+        "diff HEAD~1 HEAD".to_string(),
+    ] {
+        let pipeline = format!(
+            "\"$SAGE\" --home \"$H\" --store \"$S\" {args} | head -1 >/dev/null; exit ${{PIPESTATUS[0]}}"
+        );
+        let o = run(std::process::Command::new("bash")
+            .env("SAGE", sage_bin())
+            .env("H", &env.home)
+            .env("S", &env.store)
+            .env("HOME", &env.fake_home)
+            .env("XDG_DATA_HOME", &env.xdg)
+            .arg("-c")
+            .arg(&pipeline));
+        assert_eq!(o.code, Some(0), "{args}: {o:?}");
+        assert_eq!(o.stderr, "", "{args}");
+    }
+}

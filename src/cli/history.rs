@@ -610,7 +610,9 @@ struct Side {
     views: Vec<sage::messages::MessageView>,
 }
 
-fn read_side(src: &dyn ObjectSource, lines: &[DataRef], json: bool) -> Side {
+/// Read one side. `every`: show every JSON line, not only the conversation's (for line logs
+/// such as `history.jsonl`, which are not conversations).
+fn read_side(src: &dyn ObjectSource, lines: &[DataRef], json: bool, every: bool) -> Side {
     let mut side = Side::default();
     for l in lines {
         side.bytes += l.len;
@@ -624,7 +626,7 @@ fn read_side(src: &dyn ObjectSource, lines: &[DataRef], json: bool) -> Side {
         if json {
             side.views.push(view(&bytes, 160));
         }
-        if let Some(m) = m.filter(Message::is_shown) {
+        if let Some(m) = m.filter(|m| every || m.is_shown()) {
             if side.shown.len() < DIFF_SHOWN {
                 side.shown.push(m);
             } else {
@@ -703,18 +705,20 @@ pub fn diff(ctx: &Ctx, a: Option<String>, b: Option<String>, paths: &[String]) -
     };
     let src_b: &dyn ObjectSource = if home_side { &layered } else { &repo.objects };
     let changes = diff_trees(&repo.objects, &fa, src_b, &fb, Some(&filter))?;
-    let read: Vec<(Side, Side)> = changes
-        .iter()
-        .map(|c| {
-            (
-                read_side(src_b, &c.gained, ctx.json),
-                read_side(&repo.objects, &c.lost, ctx.json),
-            )
-        })
-        .collect();
     // Group by session: each session's changes together, its transcript first.
     let owner: Vec<Option<&SessionParts>> =
         changes.iter().map(|c| index.owner_of(&c.path)).collect();
+    let read: Vec<(Side, Side)> = changes
+        .iter()
+        .zip(&owner)
+        .map(|(c, o)| {
+            let every = o.is_none();
+            (
+                read_side(src_b, &c.gained, ctx.json, every),
+                read_side(&repo.objects, &c.lost, ctx.json, every),
+            )
+        })
+        .collect();
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut order: Vec<Option<&str>> = Vec::new();
     for (i, o) in owner.iter().enumerate() {
@@ -813,9 +817,10 @@ pub fn diff(ctx: &Ctx, a: Option<String>, b: Option<String>, paths: &[String]) -
             } else {
                 ""
             };
-            let summary = if c.is_session {
+            let summary = if c.is_session && g.is_some() {
                 session_summary(c, gs, ls)
             } else {
+                // Files, and line logs that are not conversations (history.jsonl).
                 summarize(c)
             };
             writeln!(o, "{indent}{}  ({summary})", p.on("1", &c.path))?;
