@@ -496,7 +496,7 @@ fn render_session(
                 serde_json::json!({
                     "path": path, "lines": c.lines, "messages": c.messages,
                     "fingerprint": c.fingerprint, "resume_leaf": c.resume_leaf,
-                    "forks": c.forks, "rows": rows,
+                    "forks": c.forks, "compactions": c.compactions, "rows": rows,
                 })
             })
             .collect();
