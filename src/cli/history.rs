@@ -848,3 +848,24 @@ pub fn diff(ctx: &Ctx, a: Option<String>, b: Option<String>, paths: &[String]) -
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_text_is_made_printable_and_measured_without_colour() {
+        assert_eq!(printable("a\x1b[1mb\tc\x7f"), "a^[[1mb\tc^?");
+        assert_eq!(visible_len("\x1b[33m*\x1b[0m"), 1);
+        assert_eq!(visible_len("  +"), 3);
+        let m = parse(br#"{"type":"assistant","timestamp":"T","message":{"role":"assistant","content":[{"type":"text","text":"\n\none\ntwo"},{"type":"tool_use","name":"Bash","input":{"command":"ls"}}]}}"#).unwrap();
+        assert_eq!(message_lines(&m), vec!["one", "two", "[tool Bash: ls]"]);
+        let mut out = Vec::new();
+        write_message(&mut out, Paint(false), "  +", &m, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("  + assistant {:<24} one", "T"));
+        // later lines start where the text starts
+        assert_eq!(lines[1].find("two"), lines[0].find("one"));
+    }
+}
