@@ -7,11 +7,12 @@
 //!
 //! It never prints: ambiguity and unknown names are `Error::Usage` values that say what to do.
 
+use crate::diff::session_lines;
 use crate::error::{Error, Result};
 use crate::id::{Kind, ObjectId};
 use crate::messages::{fingerprint_key, parse, Message};
 use crate::object::{decode, Chunked, DataRef, Entry, EntryKind, Session};
-use crate::prolly::{read_lines, ObjectSource};
+use crate::prolly::ObjectSource;
 use crate::repo::Repo;
 use crate::tree::{lookup_path, FlatTree};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -270,15 +271,6 @@ pub fn line_bytes(src: &dyn ObjectSource, r: DataRef) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// All lines of a session entry, the unterminated tail included (last).
-pub fn entry_lines(src: &dyn ObjectSource, e: &Entry) -> Result<Vec<DataRef>> {
-    let Some(id) = e.id else { return Ok(vec![]) };
-    let s: Session = decode(id, &src.get(id, Kind::Session)?)?;
-    let mut lines = read_lines(src, s.lines)?;
-    lines.extend(s.tail);
-    Ok(lines)
-}
-
 /// A session's fingerprint: blake3 over the sorted, distinct `timestamp:role:content` keys
 /// of its `user`/`assistant` message lines (`messages::fingerprint_key`), each fed as its
 /// length (u64, little-endian) then its bytes. Metadata lines, line order, ids, `sessionId`
@@ -327,7 +319,7 @@ impl KeyCache {
     /// The fingerprint of a session entry's lines.
     pub fn fingerprint(&mut self, src: &dyn ObjectSource, e: &Entry) -> Result<Fingerprint> {
         let mut f = Fingerprint::default();
-        for l in entry_lines(src, e)? {
+        for l in session_lines(src, e)? {
             let key = match self.0.entry(l.id) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
@@ -384,7 +376,7 @@ pub struct Conversation {
 pub fn read_conversation(src: &dyn ObjectSource, e: &Entry) -> Result<Conversation> {
     let mut rows = Vec::new();
     let mut fp = Fingerprint::default();
-    for (i, r) in entry_lines(src, e)?.into_iter().enumerate() {
+    for (i, r) in session_lines(src, e)?.into_iter().enumerate() {
         let bytes = line_bytes(src, r)?;
         fp.add_line(&bytes);
         rows.push(Row {
@@ -552,6 +544,8 @@ fn hex_opt<S: serde::Serializer>(
 /// A session followed through the history.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SessionLog {
+    /// The session; its `roots` name every place a part was looked for (some may be absent
+    /// from every snapshot).
     pub session: SessionParts,
     /// Newest first.
     pub changes: Vec<SessionChange>,
