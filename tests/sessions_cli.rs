@@ -136,12 +136,19 @@ fn show_reads_a_real_transcript_as_a_conversation() {
         .any(|b| b["type"] == "tool_use")));
     assert_eq!(rows.iter().filter(|r| r["role"] == "progress").count(), 0);
 
-    // a subagent transcript by path
+    // a subagent transcript by path; the session names its subagents
     let sub = fs::read_dir(dir.join(REAL_ID).join("subagents"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .find(|n| n.ends_with(".jsonl"))
         .unwrap();
+    assert!(
+        t.contains(&format!(
+            "subagent projects/-home-x/{REAL_ID}/subagents/{sub}  ("
+        )),
+        "{t}"
+    );
+    assert_eq!(j["subagents"].as_array().unwrap().len(), 2, "{j:#}");
     let s = env
         .ok(&[
             "show",

@@ -470,6 +470,22 @@ fn render_session(
         }
     }
     let parts = part_counts(flat, s);
+    // Its other transcripts (subagents): named, to be read with `show SNAP:PATH`.
+    let mut subagents = Vec::new();
+    for (path, e) in flat {
+        let inside = s
+            .roots
+            .iter()
+            .any(|r| !s.transcripts.contains(r) && path.starts_with(&format!("{r}/")));
+        if inside && e.kind == EntryKind::Session {
+            if let Some(sid) = e.id {
+                let sess: sage::object::Session =
+                    sage::object::decode(sid, &repo.objects.read(sid, sage::Kind::Session)?)?;
+                let lines = sess.count + u64::from(sess.tail.is_some());
+                subagents.push(serde_json::json!({"path": path, "lines": lines, "bytes": e.size}));
+            }
+        }
+    }
     if ctx.json {
         let transcripts: Vec<_> = convs
             .iter()
@@ -506,6 +522,7 @@ fn render_session(
             "roots": s.roots,
             "parts": parts.iter().map(|(p, n)| serde_json::json!({"path": p, "files": n})).collect::<Vec<_>>(),
             "transcripts": transcripts,
+            "subagents": subagents,
         }))?;
         return Ok(0);
     }
@@ -520,6 +537,14 @@ fn render_session(
     for (path, n) in &parts {
         let files = if *n == 1 { "file" } else { "files" };
         writeln!(o, "part     {path}  ({n} {files})")?;
+    }
+    for a in &subagents {
+        writeln!(
+            o,
+            "subagent {}  ({} lines)",
+            a["path"].as_str().unwrap_or(""),
+            a["lines"]
+        )?;
     }
     if convs.is_empty() {
         writeln!(o, "  no transcript in this snapshot")?;
