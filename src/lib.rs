@@ -26,6 +26,7 @@ pub mod repo;
 pub mod rules;
 pub mod scan;
 pub mod serve;
+pub mod session;
 pub mod snapshot;
 pub mod store;
 pub mod sync;

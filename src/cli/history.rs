@@ -1,15 +1,142 @@
-//! `sage log`, `sage show`, `sage cat`, `sage diff`.
+//! `sage log`, `sage show`, `sage cat`, `sage diff`, and the session viewer they share:
+//! a conversation rendered as a person reads it (role, time, text, tool calls on one line),
+//! plain on a pipe, in colour on a terminal unless `NO_COLOR` is set.
 
 use super::{human_bytes, Ctx};
 use anyhow::Result;
 use sage::clock::format_ms;
 use sage::db::SnapshotRow;
 use sage::diff::{diff_trees, ChangeKind, PathChange};
-use sage::messages::view;
+use sage::messages::{parse, view, Block, Message};
+use sage::object::{DataRef, EntryKind};
 use sage::prolly::{Layered, MemObjects, ObjectSource};
+use sage::session::{
+    line_bytes, read_conversation, transcript_of, Conversation, SessionIndex, SessionParts, Target,
+};
 use sage::tree::FlatTree;
-use sage::{Error, Repo};
-use std::io::Write;
+use sage::{Error, ObjectId, Repo};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+
+/// ANSI colour, on a terminal only, and never with `NO_COLOR` set (https://no-color.org).
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn detect(ctx: &Ctx) -> Paint {
+        Paint(
+            !ctx.json
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
+    }
+    fn on(&self, code: &str, s: &str) -> String {
+        if self.0 && !s.is_empty() {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn role(&self, role: &str, padded: &str) -> String {
+        let code = match role {
+            "user" => "1;32",
+            "assistant" => "1;36",
+            "tool" => "2",
+            "system" | "summary" => "33",
+            _ => "2",
+        };
+        self.on(code, padded)
+    }
+}
+
+/// Width of ` role time ` after the mark, before a message's text.
+const TEXT_COLUMN: usize = 1 + 10 + 25;
+
+/// The lines a message shows: text blocks as written, every other block on one line.
+fn message_lines(m: &Message) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in &m.blocks {
+        match b {
+            Block::Text { text } => {
+                let t = text.trim_matches('\n').trim_end();
+                out.extend(t.lines().map(printable));
+            }
+            other => out.push(other.render()),
+        }
+    }
+    while out.first().is_some_and(|l| l.trim().is_empty()) {
+        out.remove(0);
+    }
+    out
+}
+
+/// A line of transcript text made safe for a terminal: control characters (escape
+/// sequences written by tools) shown as `^[` and friends, tabs kept.
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '\t' => vec![c],
+            c if (c as u32) < 0x20 => vec!['^', char::from(b'@' + c as u8)],
+            '\u{7f}' => vec!['^', '?'],
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// One message as the viewer shows it: `mark role time  text`, further lines aligned under
+/// the text. `same_reply` leaves role and time blank for the later lines of one reply.
+fn write_message(
+    o: &mut dyn Write,
+    p: Paint,
+    mark: &str,
+    m: &Message,
+    same_reply: bool,
+) -> std::io::Result<()> {
+    let lines = message_lines(m);
+    let (role, time) = if same_reply {
+        (String::new(), String::new())
+    } else {
+        (m.role.clone(), m.time.clone().unwrap_or_default())
+    };
+    let head = format!(
+        "{} {} {} ",
+        mark,
+        p.role(&m.role, &format!("{role:<9}")),
+        p.on("2", &format!("{time:<24}"))
+    );
+    let column = visible_len(mark) + TEXT_COLUMN;
+    let mut it = lines.iter();
+    let first = it.next().map(String::as_str).unwrap_or("");
+    writeln!(o, "{head}{}", tint_block(p, m, first))?;
+    for l in it {
+        writeln!(o, "{:column$}{}", "", tint_block(p, m, l))?;
+    }
+    Ok(())
+}
+
+/// Characters a terminal shows (ANSI colour sequences left out).
+fn visible_len(s: &str) -> usize {
+    let mut n = 0;
+    let mut in_escape = false;
+    for c in s.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (false, _) => n += 1,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+        }
+    }
+    n
+}
+
+/// Folded blocks (`[tool ...]`, `[image ...]`) dimmed, prose as is.
+fn tint_block(p: Paint, m: &Message, line: &str) -> String {
+    if line.starts_with('[') && m.blocks.iter().any(|b| !matches!(b, Block::Text { .. })) {
+        p.on("2", line)
+    } else {
+        line.to_string()
+    }
+}
 
 fn row_json(r: &SnapshotRow) -> serde_json::Value {
     serde_json::json!({
@@ -33,8 +160,12 @@ pub fn log(
     kind: Option<String>,
     host: Option<String>,
     limit: Option<usize>,
+    session: Option<String>,
 ) -> Result<i32> {
     let repo = ctx.open()?;
+    if let Some(arg) = session {
+        return session_log(ctx, &repo, &arg, kind, host, limit);
+    }
     let rows: Vec<SnapshotRow> = repo
         .history()?
         .into_iter()
@@ -73,6 +204,67 @@ pub fn log(
     Ok(0)
 }
 
+/// `sage log --session`: the snapshots in which one session changed.
+fn session_log(
+    ctx: &Ctx,
+    repo: &Repo,
+    arg: &str,
+    kind: Option<String>,
+    host: Option<String>,
+    limit: Option<usize>,
+) -> Result<i32> {
+    let rel = repo.rel_path(arg)?;
+    let mut log = sage::session::session_log(repo, &rel)?;
+    log.changes.retain(|c| {
+        kind.as_ref().is_none_or(|k| &c.kind == k) && host.as_ref().is_none_or(|h| &c.host == h)
+    });
+    log.changes.truncate(limit.unwrap_or(usize::MAX));
+    if ctx.json {
+        ctx.print_json(&log)?;
+        return Ok(0);
+    }
+    let p = Paint::detect(ctx);
+    let mut o = std::io::stdout().lock();
+    let s = &log.session;
+    writeln!(
+        o,
+        "session {}  {}",
+        p.on("1", &s.id),
+        s.transcripts.join(" ")
+    )?;
+    for c in &log.changes {
+        let delta = match (c.change, c.messages_delta) {
+            ("removed", _) => "gone".to_string(),
+            (_, d) if d >= 0 => format!("+{d}"),
+            (_, d) => d.to_string(),
+        };
+        writeln!(
+            o,
+            "{}  {}  {:<9} {:<10} {:>6} {:>5} messages {:>9}  {}  {}",
+            p.on("33", &c.snapshot.short()),
+            format_ms(c.time_ms),
+            c.kind,
+            if c.host.is_empty() { "-" } else { &c.host },
+            delta,
+            c.messages,
+            human_bytes(c.bytes),
+            c.fingerprint.as_deref().unwrap_or("-               "),
+            c.message
+        )?;
+    }
+    if log.changes.is_empty() && !ctx.quiet {
+        writeln!(o, "  in no snapshot (yet): `sage commit` takes one")?;
+    }
+    if !log.same_conversation.is_empty() {
+        writeln!(
+            o,
+            "same conversation (same fingerprint) also in: {}",
+            log.same_conversation.join(", ")
+        )?;
+    }
+    Ok(0)
+}
+
 fn summarize(c: &PathChange) -> String {
     match (c.change, c.is_session) {
         (ChangeKind::Added, true) => format!(
@@ -104,6 +296,9 @@ fn summarize(c: &PathChange) -> String {
 
 pub fn show(ctx: &Ctx, name: &str) -> Result<i32> {
     let repo = ctx.open()?;
+    if let Some((snap, what)) = name.split_once(':') {
+        return show_session(ctx, &repo, snap, what);
+    }
     let id = repo.resolve(name)?;
     let row = repo.snapshot(&id)?;
     let prev = repo.previous_head(&id)?;
@@ -157,6 +352,257 @@ pub fn show(ctx: &Ctx, name: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// `sage show SNAP:SESSION` (a conversation), `SNAP:` or `SNAP:DIR` (its sessions).
+fn show_session(ctx: &Ctx, repo: &Repo, snap: &str, what: &str) -> Result<i32> {
+    let id = repo.resolve(snap)?;
+    let flat = repo.flat_of(&id)?;
+    let mut index = SessionIndex::new();
+    index.add_flat(&flat);
+    let rel = repo.rel_path(what)?;
+    let hint = format!("list them with `sage show {snap}:`");
+    let target = index.resolve(&rel, &format!("snapshot {}", id.short()), &hint)?;
+    let path = match target {
+        Target::Session(s) => return render_session(ctx, repo, id, &flat, &s),
+        Target::Path(p) => p,
+    };
+    match flat.get(&path) {
+        Some(e) if e.kind == EntryKind::Session => {
+            // A transcript that is not a main session (a subagent's, history.jsonl).
+            let parts = SessionParts {
+                id: path.rsplit('/').next().unwrap_or(&path).trim_end_matches(".jsonl").into(),
+                transcripts: vec![path.clone()],
+                roots: vec![path.clone()],
+            };
+            render_session(ctx, repo, id, &flat, &parts)
+        }
+        Some(_) => Err(Error::Usage(format!(
+            "{path} is a file, not a session\n  fix: `sage cat {snap}:{path}` prints its bytes; {hint}"
+        ))
+        .into()),
+        None if path.is_empty() || flat.keys().any(|p| p.starts_with(&format!("{path}/"))) => {
+            list_sessions(ctx, repo, id, &flat, &index, &path)
+        }
+        None => Err(Error::Usage(format!(
+            "{path} is not in snapshot {}\n  fix: {hint}",
+            id.short()
+        ))
+        .into()),
+    }
+}
+
+/// The sessions of a snapshot under `dir` (all when empty).
+fn list_sessions(
+    ctx: &Ctx,
+    repo: &Repo,
+    id: ObjectId,
+    flat: &FlatTree,
+    index: &SessionIndex,
+    dir: &str,
+) -> Result<i32> {
+    let mut rows = Vec::new();
+    for s in index.sessions() {
+        for t in &s.transcripts {
+            if !dir.is_empty() && !t.starts_with(&format!("{dir}/")) {
+                continue;
+            }
+            let Some(e) = flat.get(t) else { continue };
+            let lines = match e.id {
+                Some(sid) if e.kind == EntryKind::Session => {
+                    let sess: sage::object::Session =
+                        sage::object::decode(sid, &repo.objects.read(sid, sage::Kind::Session)?)?;
+                    sess.count + u64::from(sess.tail.is_some())
+                }
+                _ => 0,
+            };
+            rows.push(serde_json::json!({
+                "id": s.id, "path": t, "lines": lines, "bytes": e.size, "parts": s.roots.len(),
+            }));
+        }
+    }
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"snapshot": id.to_hex(), "sessions": rows}))?;
+        return Ok(0);
+    }
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "{} sessions in snapshot {}", rows.len(), id.short())?;
+    for r in &rows {
+        writeln!(
+            o,
+            "{}  {:>6} lines {:>9}  {}",
+            r["id"].as_str().unwrap_or(""),
+            r["lines"],
+            human_bytes(r["bytes"].as_u64().unwrap_or(0)),
+            r["path"].as_str().unwrap_or("")
+        )?;
+    }
+    Ok(0)
+}
+
+/// Count the files of a snapshot under each root of a session.
+fn part_counts(flat: &FlatTree, s: &SessionParts) -> Vec<(String, usize)> {
+    s.roots
+        .iter()
+        .filter(|r| !s.transcripts.contains(r))
+        .map(|r| {
+            let n = flat
+                .iter()
+                .filter(|(p, e)| {
+                    e.kind != EntryKind::Dir && (*p == r || p.starts_with(&format!("{r}/")))
+                })
+                .count();
+            (r.clone(), n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn render_session(
+    ctx: &Ctx,
+    repo: &Repo,
+    snap: ObjectId,
+    flat: &FlatTree,
+    s: &SessionParts,
+) -> Result<i32> {
+    let mut convs: Vec<(String, Conversation)> = Vec::new();
+    for t in &s.transcripts {
+        if let Some(e) = flat.get(t).filter(|e| e.kind == EntryKind::Session) {
+            convs.push((t.clone(), read_conversation(&repo.objects, e)?));
+        }
+    }
+    let parts = part_counts(flat, s);
+    // Its other transcripts (subagents): named, to be read with `show SNAP:PATH`.
+    let mut subagents = Vec::new();
+    for (path, e) in flat {
+        let inside = s
+            .roots
+            .iter()
+            .any(|r| !s.transcripts.contains(r) && path.starts_with(&format!("{r}/")));
+        if inside && e.kind == EntryKind::Session {
+            if let Some(sid) = e.id {
+                let sess: sage::object::Session =
+                    sage::object::decode(sid, &repo.objects.read(sid, sage::Kind::Session)?)?;
+                let lines = sess.count + u64::from(sess.tail.is_some());
+                subagents.push(serde_json::json!({"path": path, "lines": lines, "bytes": e.size}));
+            }
+        }
+    }
+    if ctx.json {
+        let transcripts: Vec<_> = convs
+            .iter()
+            .map(|(path, c)| {
+                let rows: Vec<_> = c
+                    .rows
+                    .iter()
+                    .filter_map(|r| {
+                        let m = r.message.as_ref().filter(|m| m.is_shown())?;
+                        Some(serde_json::json!({
+                            "line": r.line,
+                            "role": m.role,
+                            "kind": m.kind,
+                            "time": m.time,
+                            "uuid": m.uuid,
+                            "parent": m.parent,
+                            "on_resume_path": r.on_resume_path,
+                            "branch": r.branch,
+                            "text": m.one_line(usize::MAX),
+                            "blocks": m.blocks,
+                        }))
+                    })
+                    .collect();
+                serde_json::json!({
+                    "path": path, "lines": c.lines, "messages": c.messages,
+                    "fingerprint": c.fingerprint, "resume_leaf": c.resume_leaf,
+                    "forks": c.forks, "compactions": c.compactions, "rows": rows,
+                })
+            })
+            .collect();
+        ctx.print_json(&serde_json::json!({
+            "snapshot": snap.to_hex(),
+            "session": s.id,
+            "roots": s.roots,
+            "parts": parts.iter().map(|(p, n)| serde_json::json!({"path": p, "files": n})).collect::<Vec<_>>(),
+            "transcripts": transcripts,
+            "subagents": subagents,
+        }))?;
+        return Ok(0);
+    }
+    let p = Paint::detect(ctx);
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
+        "session  {}  (snapshot {})",
+        p.on("1", &s.id),
+        snap.short()
+    )?;
+    for (path, n) in &parts {
+        let files = if *n == 1 { "file" } else { "files" };
+        writeln!(o, "part     {path}  ({n} {files})")?;
+    }
+    for a in &subagents {
+        writeln!(
+            o,
+            "subagent {}  ({} lines)",
+            a["path"].as_str().unwrap_or(""),
+            a["lines"]
+        )?;
+    }
+    if convs.is_empty() {
+        writeln!(o, "  no transcript in this snapshot")?;
+    }
+    for (path, c) in &convs {
+        writeln!(
+            o,
+            "transcript {path}  ({} lines, {} messages, fingerprint {})",
+            c.lines,
+            c.messages,
+            c.fingerprint.as_deref().unwrap_or("-")
+        )?;
+        if c.resume_leaf.is_some() {
+            let forks = match c.forks {
+                0 => String::new(),
+                1 => ", which forks once".into(),
+                n => format!(", which forks {n} times"),
+            };
+            writeln!(
+                o,
+                "{} marks what Claude Code would resume: the newest branch{forks}{}",
+                p.on("33", "*"),
+                if c.compactions > 0 {
+                    ", back to the last compaction"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        writeln!(o)?;
+        let mut last_reply: Option<&str> = None;
+        for r in &c.rows {
+            if let Some(b) = &r.branch {
+                let note = format!(
+                    "-- branch {}/{}{} --",
+                    b.index,
+                    b.of,
+                    if b.resumed { " (resumed)" } else { "" }
+                );
+                writeln!(o, "{}", p.on("35", &note))?;
+                last_reply = None;
+            }
+            let Some(m) = r.message.as_ref().filter(|m| m.is_shown()) else {
+                continue;
+            };
+            let mark = if r.on_resume_path {
+                p.on("33", "*")
+            } else {
+                " ".into()
+            };
+            let same = m.message_id.is_some() && m.message_id.as_deref() == last_reply;
+            write_message(&mut o, p, &mark, m, same)?;
+            last_reply = m.message_id.as_deref();
+        }
+    }
+    Ok(0)
+}
+
 pub fn cat(ctx: &Ctx, spec: &str) -> Result<i32> {
     let repo = ctx.open()?;
     let (snap, path) = spec.split_once(':').ok_or_else(|| {
@@ -175,7 +621,73 @@ pub fn cat(ctx: &Ctx, spec: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// The two sides of a diff: (source, tree, label) for each.
+/// At most this many messages per side of one transcript are rendered by `diff`.
+const DIFF_SHOWN: usize = 200;
+
+/// One side (gained or lost) of a transcript's change, read.
+#[derive(Default)]
+struct Side {
+    messages: u64,
+    other: u64,
+    bytes: u64,
+    shown: Vec<Message>,
+    not_shown: usize,
+    views: Vec<sage::messages::MessageView>,
+}
+
+/// Read one side. `every`: show every JSON line, not only the conversation's (for line logs
+/// such as `history.jsonl`, which are not conversations).
+fn read_side(src: &dyn ObjectSource, lines: &[DataRef], json: bool, every: bool) -> Side {
+    let mut side = Side::default();
+    for l in lines {
+        side.bytes += l.len;
+        let bytes = line_bytes(src, *l).unwrap_or_else(|_| b"[unreadable]".to_vec());
+        let m = parse(&bytes);
+        if m.as_ref().is_some_and(Message::is_message) {
+            side.messages += 1;
+        } else {
+            side.other += 1;
+        }
+        if json {
+            side.views.push(view(&bytes, 160));
+        }
+        if let Some(m) = m.filter(|m| every || m.is_shown()) {
+            if side.shown.len() < DIFF_SHOWN {
+                side.shown.push(m);
+            } else {
+                side.not_shown += 1;
+            }
+        }
+    }
+    side
+}
+
+fn session_summary(c: &PathChange, g: &Side, l: &Side) -> String {
+    let mut s = match c.change {
+        ChangeKind::Added => format!(
+            "new session, {} messages, {}",
+            g.messages,
+            human_bytes(c.new_size)
+        ),
+        ChangeKind::Removed => format!("session gone, {} messages", l.messages),
+        ChangeKind::Modified => {
+            let gained = format!("+{} messages, {}", g.messages, human_bytes(g.bytes));
+            let lost = format!("-{} messages, -{}", l.messages, human_bytes(l.bytes));
+            match (c.gained_count > 0, c.lost_count > 0) {
+                (true, true) => format!("{gained}, {lost}"),
+                (false, true) => lost,
+                _ => gained,
+            }
+        }
+    };
+    if c.change == ChangeKind::Modified && g.other + l.other > 0 {
+        s.push_str(&format!(", +{}/-{} other lines", g.other, l.other));
+    }
+    s
+}
+
+/// `sage diff [A [B]] [-- SESSION|PATH...]`: per session, the messages B has that A lacks
+/// (and the other way, for a rollback). B defaults to the home, A to HEAD.
 pub fn diff(ctx: &Ctx, a: Option<String>, b: Option<String>, paths: &[String]) -> Result<i32> {
     let repo = ctx.open()?;
     let mut mem = MemObjects {
@@ -196,10 +708,21 @@ pub fn diff(ctx: &Ctx, a: Option<String>, b: Option<String>, paths: &[String]) -
             (scan.flat, "home".to_string())
         }
     };
-    let rels: Vec<String> = paths
-        .iter()
-        .map(|p| repo.rel_path(p))
-        .collect::<sage::Result<_>>()?;
+    let mut index = SessionIndex::new();
+    index.add_flat(&fa);
+    index.add_flat(&fb);
+    let mut rels: Vec<String> = Vec::new();
+    for p in paths {
+        let rel = repo.rel_path(p)?;
+        let hint = format!(
+            "list them with `sage show {}:`",
+            a.as_deref().unwrap_or("HEAD")
+        );
+        match index.resolve(&rel, &format!("{la} or {lb}"), &hint)? {
+            Target::Session(s) => rels.extend(s.roots),
+            Target::Path(p) => rels.push(p),
+        }
+    }
     let filter = |p: &str| rels.is_empty() || sage::checkout::under_any(p, &rels);
     let layered = Layered {
         mem: &mem,
@@ -207,65 +730,167 @@ pub fn diff(ctx: &Ctx, a: Option<String>, b: Option<String>, paths: &[String]) -
     };
     let src_b: &dyn ObjectSource = if home_side { &layered } else { &repo.objects };
     let changes = diff_trees(&repo.objects, &fa, src_b, &fb, Some(&filter))?;
-    let text = |src: &dyn ObjectSource, l: sage::object::DataRef| -> sage::messages::MessageView {
-        let bytes = if l.is_chunked() {
-            b"[large line]".to_vec()
-        } else {
-            src.get(l.id, sage::Kind::Line)
-                .unwrap_or_else(|_| b"[unreadable]".to_vec())
-        };
-        view(&bytes, 160)
-    };
+    // Group by session: each session's changes together, its transcript first.
+    let owner: Vec<Option<&SessionParts>> =
+        changes.iter().map(|c| index.owner_of(&c.path)).collect();
+    let read: Vec<(Side, Side)> = changes
+        .iter()
+        .zip(&owner)
+        .map(|(c, o)| {
+            let every = o.is_none();
+            (
+                read_side(src_b, &c.gained, ctx.json, every),
+                read_side(&repo.objects, &c.lost, ctx.json, every),
+            )
+        })
+        .collect();
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut order: Vec<Option<&str>> = Vec::new();
+    for (i, o) in owner.iter().enumerate() {
+        match o {
+            Some(s) => {
+                let g = groups.entry(&s.id).or_default();
+                if g.is_empty() {
+                    order.push(Some(&s.id));
+                }
+                g.push(i);
+            }
+            None => order.push(None),
+        }
+    }
     if ctx.json {
         let out: Vec<_> = changes
             .iter()
-            .map(|c| {
+            .zip(&read)
+            .zip(&owner)
+            .map(|((c, (g, l)), o)| {
                 let mut v = serde_json::to_value(c).unwrap_or_default();
-                v["gained"] = serde_json::to_value(
-                    c.gained.iter().map(|l| text(src_b, *l)).collect::<Vec<_>>(),
-                )
-                .unwrap_or_default();
-                v["lost"] = serde_json::to_value(
-                    c.lost
-                        .iter()
-                        .map(|l| text(&repo.objects, *l))
-                        .collect::<Vec<_>>(),
-                )
-                .unwrap_or_default();
+                v["gained"] = serde_json::to_value(&g.views).unwrap_or_default();
+                v["lost"] = serde_json::to_value(&l.views).unwrap_or_default();
+                v["gained_messages"] = g.messages.into();
+                v["lost_messages"] = l.messages.into();
+                v["gained_bytes"] = g.bytes.into();
+                v["session"] = o.map(|s| s.id.clone()).into();
                 v
             })
             .collect();
-        ctx.print_json(&serde_json::json!({"from": la, "to": lb, "changes": out}))?;
+        let sessions: Vec<_> = groups
+            .iter()
+            .map(|(id, idx)| {
+                let sum = |f: &dyn Fn(&(Side, Side)) -> u64| {
+                    idx.iter().map(|&i| f(&read[i])).sum::<u64>()
+                };
+                let transcript = idx
+                    .iter()
+                    .map(|&i| &changes[i])
+                    .find(|c| transcript_of(&c.path).is_some());
+                serde_json::json!({
+                    "id": id,
+                    "transcript": transcript.map(|c| c.path.clone()),
+                    "summary": transcript.map(|c| {
+                        let i = changes.iter().position(|x| x.path == c.path).unwrap_or(0);
+                        session_summary(c, &read[i].0, &read[i].1)
+                    }),
+                    "gained_messages": sum(&|r| r.0.messages),
+                    "lost_messages": sum(&|r| r.1.messages),
+                    "gained_bytes": sum(&|r| r.0.bytes),
+                    "lost_bytes": sum(&|r| r.1.bytes),
+                    "paths": idx.iter().map(|&i| changes[i].path.clone()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        ctx.print_json(
+            &serde_json::json!({"from": la, "to": lb, "changes": out, "sessions": sessions}),
+        )?;
         return Ok(0);
     }
+    let p = Paint::detect(ctx);
     let mut o = std::io::stdout().lock();
     writeln!(o, "{la} -> {lb}")?;
     if changes.is_empty() {
         writeln!(o, "  no differences")?;
     }
-    for c in &changes {
-        writeln!(o, "{}  ({})", c.path, summarize(c))?;
-        if !c.is_session || ctx.quiet {
-            continue;
-        }
-        for (sign, src, lines) in [
-            ("+", src_b, &c.gained),
-            ("-", &repo.objects as &dyn ObjectSource, &c.lost),
-        ] {
-            for l in lines.iter().take(50) {
-                let v = text(src, *l);
-                writeln!(
-                    o,
-                    "  {sign} {:<9} {:<24} {}",
-                    v.role,
-                    v.time.unwrap_or_default(),
-                    v.text
-                )?;
+    let mut next_plain = 0..changes.len();
+    for g in order {
+        let idx: Vec<usize> = match g {
+            Some(id) => {
+                let mut v = groups[id].clone();
+                v.sort_by_key(|&i| transcript_of(&changes[i].path).is_none());
+                v
             }
-            if lines.len() > 50 {
-                writeln!(o, "  {sign} ... {} more", lines.len() - 50)?;
+            None => {
+                // The next change that no session owns.
+                let i = next_plain
+                    .find(|&i| owner[i].is_none())
+                    .expect("one per None in order");
+                vec![i]
+            }
+        };
+        if let Some(id) = g {
+            if !idx
+                .iter()
+                .any(|&i| transcript_of(&changes[i].path).is_some())
+            {
+                writeln!(o, "session {}  (transcript unchanged)", p.on("1", id))?;
+            }
+        }
+        for (n, &i) in idx.iter().enumerate() {
+            let c = &changes[i];
+            let (gs, ls) = &read[i];
+            let indent = if g.is_some() && (n > 0 || transcript_of(&c.path).is_none()) {
+                "  "
+            } else {
+                ""
+            };
+            let summary = if c.is_session && g.is_some() {
+                session_summary(c, gs, ls)
+            } else {
+                // Files, and line logs that are not conversations (history.jsonl).
+                summarize(c)
+            };
+            writeln!(o, "{indent}{}  ({summary})", p.on("1", &c.path))?;
+            if !c.is_session || ctx.quiet {
+                continue;
+            }
+            for (sign, side, code) in [("+", gs, "32"), ("-", ls, "31")] {
+                let mark = format!("{indent}  {}", p.on(code, sign));
+                let mut last: Option<&str> = None;
+                for m in &side.shown {
+                    let same = m.message_id.is_some() && m.message_id.as_deref() == last;
+                    write_message(&mut o, p, &mark, m, same)?;
+                    last = m.message_id.as_deref();
+                }
+                if side.not_shown > 0 {
+                    let whole = match (g, sign) {
+                        (Some(id), "+") if !home_side => format!(": sage show {lb}:{id}"),
+                        (Some(id), "-") => format!(": sage show {la}:{id}"),
+                        _ => String::new(),
+                    };
+                    writeln!(o, "{indent}  {sign} ... {} more{whole}", side.not_shown)?;
+                }
             }
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_text_is_made_printable_and_measured_without_colour() {
+        assert_eq!(printable("a\x1b[1mb\tc\x7f"), "a^[[1mb\tc^?");
+        assert_eq!(visible_len("\x1b[33m*\x1b[0m"), 1);
+        assert_eq!(visible_len("  +"), 3);
+        let m = parse(br#"{"type":"assistant","timestamp":"T","message":{"role":"assistant","content":[{"type":"text","text":"\n\none\ntwo"},{"type":"tool_use","name":"Bash","input":{"command":"ls"}}]}}"#).unwrap();
+        assert_eq!(message_lines(&m), vec!["one", "two", "[tool Bash: ls]"]);
+        let mut out = Vec::new();
+        write_message(&mut out, Paint(false), "  +", &m, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("  + assistant {:<24} one", "T"));
+        // later lines start where the text starts
+        assert_eq!(lines[1].find("two"), lines[0].find("one"));
+    }
 }

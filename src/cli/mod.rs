@@ -55,7 +55,7 @@ enum Cmd {
     },
     /// Sessions added, grown, rewritten or vanished since HEAD
     Status,
-    /// Snapshots, newest first
+    /// Snapshots, newest first; with --session, those in which that session changed
     Log {
         #[arg(long)]
         kind: Option<String>,
@@ -63,23 +63,32 @@ enum Cmd {
         host: Option<String>,
         #[arg(short = 'n', long)]
         limit: Option<usize>,
+        /// Only snapshots that changed this session (id, unique prefix, or transcript path),
+        /// with its message counts and fingerprint
+        #[arg(long, value_name = "SESSION")]
+        session: Option<String>,
     },
-    /// One snapshot: parents, kind, host, what it changed
-    Show { snapshot: String },
+    /// One snapshot (parents, kind, host, what it changed), or SNAPSHOT:SESSION to read a
+    /// conversation (SNAPSHOT: lists the sessions)
+    Show {
+        #[arg(value_name = "SNAPSHOT[:SESSION]")]
+        snapshot: String,
+    },
     /// The raw bytes of one file as it was: SNAPSHOT:PATH
     Cat { spec: String },
-    /// Messages gained (and lost) between two snapshots, or a snapshot and the home
+    /// Messages gained (and lost) per session between two snapshots, or HEAD and the home
     Diff {
         a: Option<String>,
         b: Option<String>,
-        /// Only these paths
-        #[arg(last = true)]
+        /// Only these sessions (id, unique prefix: all their parts) or paths
+        #[arg(last = true, value_name = "SESSION|PATH")]
         paths: Vec<String>,
     },
-    /// Roll the home (or only some paths) back to a snapshot
+    /// Roll the home (or only some sessions or paths) back to a snapshot
     Checkout {
         snapshot: String,
-        #[arg(last = true)]
+        /// Only these sessions (id, unique prefix: all their parts) or paths
+        #[arg(last = true, value_name = "SESSION|PATH")]
         paths: Vec<String>,
         /// Show the plan only
         #[arg(long)]
@@ -242,7 +251,12 @@ pub fn run() -> Result<i32> {
         Cmd::Init { any_dir } => snapshot_cmds::init(&ctx, any_dir),
         Cmd::Commit { message, kind } => snapshot_cmds::commit(&ctx, &message, &kind),
         Cmd::Status => snapshot_cmds::status(&ctx),
-        Cmd::Log { kind, host, limit } => history::log(&ctx, kind, host, limit),
+        Cmd::Log {
+            kind,
+            host,
+            limit,
+            session,
+        } => history::log(&ctx, kind, host, limit, session),
         Cmd::Show { snapshot } => history::show(&ctx, &snapshot),
         Cmd::Cat { spec } => history::cat(&ctx, &spec),
         Cmd::Diff { a, b, paths } => history::diff(&ctx, a, b, &paths),

@@ -3,6 +3,7 @@
 use super::{human_bytes, Ctx};
 use anyhow::Result;
 use sage::checkout::{CheckoutPlan, Impact, UndoStep};
+use sage::session::{home_paths, SessionIndex, Target};
 use sage::Error;
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -123,13 +124,44 @@ fn report(ctx: &Ctx, out: &sage::checkout::CheckoutOutcome) -> Result<()> {
     Ok(())
 }
 
+/// Turn `-- ARG...` into home-relative paths: a session (id, unique prefix, or transcript
+/// path) stands for all its parts, in the target snapshot and in the home; anything else is a
+/// path, as typed.
+fn expand_sessions(
+    ctx: &Ctx,
+    repo: &sage::Repo,
+    target: sage::ObjectId,
+    name: &str,
+    paths: &[String],
+) -> Result<Vec<String>> {
+    if paths.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut index = SessionIndex::new();
+    index.add_flat(&repo.flat_of(&target)?);
+    index.add_paths(home_paths(&repo.home).iter().map(String::as_str));
+    let mut rels = Vec::new();
+    for p in paths {
+        let rel = repo.rel_path(p)?;
+        let place = format!("snapshot {} or the home", target.short());
+        let hint = format!("list them with `sage show {name}:`");
+        match index.resolve(&rel, &place, &hint)? {
+            Target::Session(s) => {
+                if !ctx.quiet && !ctx.json {
+                    println!("session {}: {}", s.id, s.roots.join(" "));
+                }
+                rels.extend(s.roots);
+            }
+            Target::Path(p) => rels.push(p),
+        }
+    }
+    Ok(rels)
+}
+
 pub fn checkout(ctx: &Ctx, name: &str, paths: &[String], dry_run: bool, flag: bool) -> Result<i32> {
     let mut repo = ctx.open()?;
     let target = repo.resolve(name)?;
-    let rels: Vec<String> = paths
-        .iter()
-        .map(|p| repo.rel_path(p))
-        .collect::<sage::Result<_>>()?;
+    let rels = expand_sessions(ctx, &repo, target, name, paths)?;
     let _lock = repo.lock("checkout")?;
     let plan = repo.prepare_checkout(target, &rels, dry_run)?;
     if !confirm(ctx, &plan, dry_run, flag)? {
