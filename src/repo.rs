@@ -548,6 +548,29 @@ impl Repo {
         Ok(pm.local_path(path, &self.store_id()?))
     }
 
+    /// A snapshot's tree under this home's names (what users see and type): its canonical
+    /// project directories translated by the joined map (store-format.md, "Path maps").
+    pub fn flat_local(&self, id: &ObjectId) -> Result<FlatTree> {
+        let row = self.snapshot(id)?;
+        let flat = flatten(&self.objects, row.snap.root)?;
+        let pm = self
+            .pathmap()?
+            .union(&PathMap::from_raw(row.snap.pathmap.as_ref()));
+        if pm.is_empty() {
+            return Ok(flat);
+        }
+        Ok(pm.localize(&pm.canonicalize(&flat), &self.store_id()?))
+    }
+
+    /// A canonical tree (a scan's) under this home's names.
+    pub fn localize(&self, flat: FlatTree) -> Result<FlatTree> {
+        let pm = self.pathmap()?;
+        if pm.is_empty() {
+            return Ok(flat);
+        }
+        Ok(pm.localize(&flat, &self.store_id()?))
+    }
+
     pub fn flat_of(&self, id: &ObjectId) -> Result<FlatTree> {
         let row = self.snapshot(id)?;
         flatten(&self.objects, row.snap.root)

@@ -575,8 +575,10 @@ fn part_state(repo: &Repo, root: ObjectId, s: &SessionParts) -> Result<PartState
             }
         }
     }
+    // Trees hold canonical project names; the parts are named as this home names them.
+    let pm = repo.pathmap()?;
     for p in paths {
-        if let Some(e) = lookup_path(&repo.objects, root, &p)? {
+        if let Some(e) = lookup_path(&repo.objects, root, &pm.canonical_path(&p))? {
             out.insert(p, e);
         }
     }
@@ -592,7 +594,7 @@ pub fn session_log(repo: &Repo, arg: &str) -> Result<SessionLog> {
     let mut index = SessionIndex::new();
     index.add_paths(home_paths(&repo.home).iter().map(String::as_str));
     if let Some(head) = history.first() {
-        index.add_flat(&crate::tree::flatten(&repo.objects, head.snap.root)?);
+        index.add_flat(&repo.flat_local(&head.id)?);
     }
     // A session gone from HEAD and the home (Claude's cleanup) is looked for in older
     // snapshots: their `projects/` trees, each distinct one read once.
@@ -631,7 +633,12 @@ pub fn session_log(repo: &Repo, arg: &str) -> Result<SessionLog> {
         if let (EntryKind::Dir, Some(id)) = (projects.kind, projects.id) {
             if seen.insert(id) {
                 let flat = crate::tree::flatten(&repo.objects, id)?;
-                let paths: Vec<String> = flat.keys().map(|p| format!("projects/{p}")).collect();
+                let pm = repo.pathmap()?;
+                let me = repo.store_id()?;
+                let paths: Vec<String> = flat
+                    .keys()
+                    .map(|p| pm.local_path(&format!("projects/{p}"), &me))
+                    .collect();
                 index.add_paths(paths.iter().map(String::as_str));
             }
         }
@@ -747,7 +754,7 @@ fn copies_of(
         .filter(|(p, _)| transcript_of(p).is_some())
         .map(|(_, e)| e.size)
         .sum();
-    let flat = repo.flat_of(&snap)?;
+    let flat = repo.flat_local(&snap)?;
     let mut out = Vec::new();
     for (p, e) in &flat {
         let Some((_, id)) = transcript_of(p) else {

@@ -866,6 +866,21 @@ fn mapped_projects_meet_in_each_machines_own_directory() {
     assert_eq!(got, format!("{s1}{more}").as_bytes());
     assert!(!a.home.join("projects/-workspace-app").exists());
     assert_eq!(a.head(), b.head());
+    // what users see and type is each machine's own names
+    let shown = b.ok(&["show", "HEAD:s1"]).text();
+    assert!(
+        shown.contains("projects/-workspace-app/s1.jsonl"),
+        "{shown}"
+    );
+    let logged = b.ok(&["log", "--session", "s1"]).text();
+    assert!(!logged.contains("-Users-me-code"), "{logged}");
+    let arrived = a.ok(&["diff", "HEAD~1", "HEAD"]).text();
+    assert!(
+        arrived.contains("projects/-Users-me-code-app/s1.jsonl"),
+        "{arrived}"
+    );
+    let cat = b.ok(&["cat", "HEAD:projects/-workspace-app/s1.jsonl"]);
+    assert_eq!(cat.stdout, format!("{s1}{more}").as_bytes());
     // paths typed on the GPU box are its own names: roll one session back there
     b.ok(&[
         "checkout",

@@ -302,9 +302,9 @@ pub fn show(ctx: &Ctx, name: &str) -> Result<i32> {
     let id = repo.resolve(name)?;
     let row = repo.snapshot(&id)?;
     let prev = repo.previous_head(&id)?;
-    let new_flat = repo.flat_of(&id)?;
+    let new_flat = repo.flat_local(&id)?;
     let old_flat = match prev {
-        Some(p) => repo.flat_of(&p)?,
+        Some(p) => repo.flat_local(&p)?,
         None => FlatTree::new(),
     };
     let changes = diff_trees(&repo.objects, &old_flat, &repo.objects, &new_flat, None)?;
@@ -355,7 +355,7 @@ pub fn show(ctx: &Ctx, name: &str) -> Result<i32> {
 /// `sage show SNAP:SESSION` (a conversation), `SNAP:` or `SNAP:DIR` (its sessions).
 fn show_session(ctx: &Ctx, repo: &Repo, snap: &str, what: &str) -> Result<i32> {
     let id = repo.resolve(snap)?;
-    let flat = repo.flat_of(&id)?;
+    let flat = repo.flat_local(&id)?;
     let mut index = SessionIndex::new();
     index.add_flat(&flat);
     let rel = repo.rel_path(what)?;
@@ -613,7 +613,8 @@ pub fn cat(ctx: &Ctx, spec: &str) -> Result<i32> {
     let id = repo.resolve(snap)?;
     let rel = repo.rel_path(path)?;
     let row = repo.snapshot(&id)?;
-    let e = sage::tree::lookup_path(&repo.objects, row.snap.root, &rel)?
+    let canonical = repo.pathmap()?.canonical_path(&rel);
+    let e = sage::tree::lookup_path(&repo.objects, row.snap.root, &canonical)?
         .ok_or_else(|| Error::Usage(format!("{rel} is not in snapshot {}", id.short())))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     repo.write_entry(&e, &mut out)?;
@@ -696,7 +697,7 @@ pub fn diff(ctx: &Ctx, a: Option<String>, b: Option<String>, paths: &[String]) -
     };
     let side = |repo: &Repo, name: &str| -> Result<(FlatTree, String)> {
         let id = repo.resolve(name)?;
-        Ok((repo.flat_of(&id)?, id.short()))
+        Ok((repo.flat_local(&id)?, id.short()))
     };
     let (fa, la) = side(&repo, a.as_deref().unwrap_or("HEAD"))?;
     let home_side = b.is_none();
@@ -705,7 +706,7 @@ pub fn diff(ctx: &Ctx, a: Option<String>, b: Option<String>, paths: &[String]) -
         None => {
             let home = repo.home.clone();
             let (scan, _) = repo.scan_readonly(&home, &mut mem)?;
-            (scan.flat, "home".to_string())
+            (repo.localize(scan.flat)?, "home".to_string())
         }
     };
     let mut index = SessionIndex::new();

@@ -138,7 +138,7 @@ fn expand_sessions(
         return Ok(vec![]);
     }
     let mut index = SessionIndex::new();
-    index.add_flat(&repo.flat_of(&target)?);
+    index.add_flat(&repo.flat_local(&target)?);
     index.add_paths(home_paths(&repo.home).iter().map(String::as_str));
     let mut rels = Vec::new();
     for p in paths {
