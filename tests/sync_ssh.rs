@@ -222,3 +222,49 @@ fn ssh_errors_say_what_went_wrong() {
     a.ok(&["push", "gpu"]);
     assert_eq!(a.head(), b.head());
 }
+
+/// Cross-machine project mapping through the real sshd: the laptop's `/Users/me/code/app`
+/// sessions and the GPU box's `/workspace/app` sessions meet in each machine's own directory.
+#[test]
+fn mapped_projects_sync_through_sshd() {
+    let w = World::new();
+    let sshd = Sshd::start(&w.path("sshd"));
+    let (a, b, wrap) = pair(&w, &sshd);
+    let mut rng = Rng::new(61);
+    let s1 = session_lines(&mut rng, "s1", 10, 5, "laptop");
+    let s2 = session_lines(&mut rng, "s2", 11, 4, "gpu");
+    write(&a.home.join("projects/-Users-me-code-app/s1.jsonl"), &s1);
+    write(&b.home.join("projects/-workspace-app/s2.jsonl"), &s2);
+    a.commit();
+    b.commit();
+    let url = sshd.url(&b);
+    a.ok(&[
+        "remote",
+        "add",
+        "gpu",
+        &url,
+        "--remote-sage",
+        &wrap.display().to_string(),
+        "--map",
+        "/Users/me/code=/workspace",
+    ]);
+    a.ok(&["sync", "gpu"]);
+    assert_eq!(a.head(), b.head());
+    for (m, dir) in [(&a, "-Users-me-code-app"), (&b, "-workspace-app")] {
+        let d = m.home.join("projects").join(dir);
+        assert_eq!(fs::read(d.join("s1.jsonl")).unwrap(), s1.as_bytes());
+        assert_eq!(fs::read(d.join("s2.jsonl")).unwrap(), s2.as_bytes());
+        let dirs: Vec<String> = fs::read_dir(m.home.join("projects"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(dirs, vec![dir.to_string()], "{}", m.name);
+    }
+    // a second sync moves nothing
+    let o = a.ok(&["--json", "sync", "gpu"]);
+    assert_eq!(o.json()["snapshots_sent"], 0);
+    assert_eq!(o.json()["snapshots_received"], 0);
+    a.verify();
+    b.verify();
+}
