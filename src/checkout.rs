@@ -334,6 +334,37 @@ impl Repo {
             Some(_) => crate::tree::stats_of(&self.objects, &plan.target_flat)?,
             None => Default::default(),
         };
+        // Overlay rows stay where the checkout left the path alone; a conflict value it wrote
+        // gets one (the home holds this machine's side), so the next scan keeps the conflict.
+        let same = |a: Option<&Entry>, b: Option<&Entry>| match (a, b) {
+            (Some(a), Some(b)) => a.same_content(b),
+            (None, None) => true,
+            _ => false,
+        };
+        let mut overlay_after: std::collections::BTreeMap<
+            String,
+            crate::sync::overlay::OverlayRow,
+        > = crate::sync::overlay::load(&self.db)?
+            .into_iter()
+            .filter(|(p, _)| same(plan.target_flat.get(p), plan.current_flat.get(p)))
+            .collect();
+        for c in &plan.changes {
+            if let Some(e) = plan
+                .target_flat
+                .get(&c.path)
+                .filter(|e| e.kind == EntryKind::Conflict)
+            {
+                overlay_after.insert(
+                    c.path.clone(),
+                    crate::sync::overlay::OverlayRow {
+                        path: c.path.clone(),
+                        entry: crate::resolve::home_side(&self.objects, e, &plan.me)?,
+                        reason: "conflict".into(),
+                        since: now,
+                    },
+                );
+            }
+        }
         let path = self.db_path();
         let wrap = |e| Error::Db {
             path: path.clone(),
@@ -352,6 +383,7 @@ impl Repo {
         for (p, row) in &stat_rows {
             tx::put_stat(&t, p, row).map_err(wrap)?;
         }
+        crate::sync::overlay::replace_all(&t, &overlay_after).map_err(wrap)?;
         tx::record_op(
             &t,
             now,
@@ -767,6 +799,15 @@ pub(crate) fn apply_changes(
         .par_iter()
         .map(|(p, e)| {
             let tmp = temp_path(home, &plan.local(p));
+            // A conflict value: the home holds one version (this machine's), as after a sync.
+            let materialized;
+            let e = if e.kind == EntryKind::Conflict {
+                materialized = crate::resolve::home_side(objects, e, &plan.me)?
+                    .ok_or_else(|| Error::Other(format!("conflict {p} has no side")))?;
+                &materialized
+            } else {
+                *e
+            };
             let lines = write_temp(objects, &tmp, e)?;
             Ok(((*p).clone(), lines))
         })

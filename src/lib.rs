@@ -23,6 +23,7 @@ pub mod pathmap;
 pub mod prolly;
 pub mod protocol;
 pub mod repo;
+pub mod resolve;
 pub mod rules;
 pub mod scan;
 pub mod serve;

@@ -29,7 +29,14 @@ pub struct Snapshot {
 }
 
 /// Snapshot kinds.
-pub const KINDS: &[&str] = &["manual", "auto", "checkout", "merge", "scheduled"];
+pub const KINDS: &[&str] = &[
+    "manual",
+    "auto",
+    "checkout",
+    "merge",
+    "scheduled",
+    "resolve",
+];
 
 impl Snapshot {
     pub fn to_object(&self) -> RawObject {

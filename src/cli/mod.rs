@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing (clap) and rendering. Every command calls the
 //! library and prints its result as text or, with `--json`, as JSON.
 
+mod conflicts;
 mod demo;
 mod history;
 mod maint;
@@ -96,6 +97,29 @@ enum Cmd {
         /// Confirm a destructive checkout without a TTY
         #[arg(long)]
         i_understand_data_loss_risk: bool,
+    },
+    /// List conflict values from syncs and configuration held back from untrusted remotes
+    Conflicts {
+        /// The history of resolutions instead
+        #[arg(long)]
+        log: bool,
+    },
+    /// Settle conflicts: keep this machine's version, the other's, or both
+    Resolve {
+        /// Paths to resolve (as `sage conflicts` lists them)
+        paths: Vec<String>,
+        /// Every conflict and held-back path
+        #[arg(long)]
+        all: bool,
+        /// Keep this machine's version
+        #[arg(long, group = "choice")]
+        ours: bool,
+        /// Take the other machine's version
+        #[arg(long, group = "choice")]
+        theirs: bool,
+        /// Keep ours, and the other's beside it as NAME.from-<store>.EXT
+        #[arg(long, group = "choice")]
+        both: bool,
     },
     /// Revert the last operation (again to go further back)
     Undo {
@@ -272,6 +296,22 @@ pub fn run() -> Result<i32> {
             dry_run,
             i_understand_data_loss_risk,
         ),
+        Cmd::Conflicts { log } => conflicts::conflicts(&ctx, log),
+        Cmd::Resolve {
+            paths,
+            all,
+            ours,
+            theirs,
+            both,
+        } => {
+            let choice = match (ours, theirs, both) {
+                (true, _, _) => Some(sage::resolve::Choice::Ours),
+                (_, true, _) => Some(sage::resolve::Choice::Theirs),
+                (_, _, true) => Some(sage::resolve::Choice::Both),
+                _ => None,
+            };
+            conflicts::resolve_cmd(&ctx, &paths, all, choice)
+        }
         Cmd::Undo {
             dry_run,
             i_understand_data_loss_risk,
