@@ -440,10 +440,12 @@ pub fn receive_pack<R: Read, W: Write>(
                         k.name()
                     )))
                 }
-                None => return Err(Error::Other(format!(
+                None => {
+                    return Err(Error::Other(format!(
                     "object {} names {r}, which neither the pack nor this store holds: rejected",
                     e.id
-                ))),
+                )))
+                }
             }
         }
         Ok(())
