@@ -90,8 +90,8 @@ pub fn age(now: i64, t: i64) -> String {
     let s = (now - t).max(0) / 1000;
     match s {
         0..=119 => format!("{s} s"),
-        120..=7199 => format!("{} min", s / 60),
-        7200..=172_799 => format!("{} h", s / 3600),
+        120..=3599 => format!("{} min", s / 60),
+        3600..=172_799 => format!("{} h", s / 3600),
         _ => format!("{} days", s / 86_400),
     }
 }
@@ -188,19 +188,34 @@ fn store_checks(
             Some("sage commit".into()),
         ),
         Some(h) => {
-            let sev = if now - h.snap.time > opts.snapshot_max_age_ms {
-                Severity::Warn
-            } else {
-                Severity::Ok
-            };
+            // An old snapshot is fine while the home has not changed since (a read-only scan,
+            // quick with the stat cache).
+            let mut unchanged = false;
+            let mut sev = Severity::Ok;
+            if now - h.snap.time > opts.snapshot_max_age_ms {
+                let mut mem = crate::prolly::MemObjects::default();
+                let home = repo.home.clone();
+                unchanged = repo.own_home
+                    && repo
+                        .scan_readonly(&home, &mut mem)
+                        .is_ok_and(|(_, root)| root == h.snap.root);
+                if !unchanged {
+                    sev = Severity::Warn;
+                }
+            }
             f.add(
                 "snapshot",
                 sev,
                 format!(
-                    "last snapshot {} ago ({}, {})",
+                    "last snapshot {} ago ({}, {}){}",
                     age(now, h.snap.time),
                     h.id.short(),
-                    h.snap.kind
+                    h.snap.kind,
+                    if unchanged {
+                        "; the home has not changed since"
+                    } else {
+                        ""
+                    }
                 ),
                 (sev != Severity::Ok).then(|| "sage commit (and `sage hooks install`, so that Claude Code's own events take snapshots)".into()),
             );
@@ -357,10 +372,24 @@ fn remote_check(
                         f.add(&check, Severity::Ok, format!("{} answers: {ver}", r.url), None);
                         remote_has = Some(s);
                     }
+                    // sage knew a store there: an unmounted disk, or a store deleted.
+                    None if r.store_id.is_some() => f.add(
+                        &check,
+                        Severity::Warn,
+                        format!(
+                            "{} has no sage store any more (sage knew store {}): an unmounted disk, or a deleted store",
+                            r.url,
+                            r.store_id.as_deref().unwrap_or_default()
+                        ),
+                        Some(format!(
+                            "mount or check {}; if the store is really gone, `{push_fix} --init` starts a new one",
+                            r.url
+                        )),
+                    ),
                     None => f.add(
                         &check,
                         Severity::Warn,
-                        format!("{} answers ({ver}) but has no store yet", r.url),
+                        format!("{} answers but has no store yet", r.url),
                         Some(push_fix.clone()),
                     ),
                 }
