@@ -398,9 +398,7 @@ fn remote_check(
                 &check,
                 Severity::Warn,
                 format!("{} cannot be reached: {}", r.url, first_line(&e.to_string())),
-                Some(format!(
-                    "check that it is mounted or online (`sage remote list`); skip this check with `sage doctor --offline`"
-                )),
+                Some("check that it is mounted or online (`sage remote list`); skip this check with `sage doctor --offline`".to_string()),
             ),
         }
     }

@@ -181,7 +181,7 @@ pub fn compare_tree(repo: &Repo, flat: &FlatTree, root: &Path) -> Result<Restore
     }
     let mut extra = Vec::new();
     walk(root, root, &mut |rel, is_dir| {
-        if !flat.contains_key(rel) && !(is_dir && implied.contains(rel)) {
+        if !(flat.contains_key(rel) || is_dir && implied.contains(rel)) {
             extra.push(rel.to_string());
         }
     })?;
@@ -253,7 +253,7 @@ mod tests {
     fn compare_writer_finds_the_first_differing_byte() {
         let check = |file: &[u8], chunks: &[&[u8]]| {
             let mut w = CompareWriter {
-                file: file,
+                file,
                 offset: 0,
                 first_diff: None,
                 buf: Vec::new(),
