@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -297,12 +298,8 @@ fn run_hook_text(w: &World, path_dirs: &[&Path], cmd: &str, stdin: &str) -> Out 
         .stderr(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // Without sage the shell exits without reading: a broken pipe is expected then.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     let o = child.wait_with_output().unwrap();
     Out {
         code: o.status.code(),
@@ -679,4 +676,31 @@ fn restore_test_passes_on_an_awkward_home_and_fails_on_a_damaged_store() {
     fs::write(pack, b).unwrap();
     let o = w.run(&["verify", "--restore-test"]);
     assert_eq!(o.code, Some(1), "{}\n{}", o.text(), o.stderr);
+}
+
+#[test]
+fn a_symlinked_settings_json_stays_a_link() {
+    let w = world_with_home();
+    let dotfiles = w.env.dir("dotfiles");
+    write(&dotfiles.join("settings.json"), "{\"model\": \"opus\"}\n");
+    std::os::unix::fs::symlink(dotfiles.join("settings.json"), w.settings()).unwrap();
+    w.ok(&["hooks", "install"]);
+    assert!(fs::symlink_metadata(w.settings())
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let v: Value =
+        serde_json::from_slice(&fs::read(dotfiles.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(v["model"], "opus");
+    assert!(v["hooks"]["SessionEnd"].is_array());
+    w.ok(&["hooks", "remove"]);
+    assert!(fs::symlink_metadata(w.settings())
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        serde_json::from_slice::<Value>(&fs::read(dotfiles.join("settings.json")).unwrap())
+            .unwrap(),
+        serde_json::json!({"model": "opus"})
+    );
 }

@@ -253,13 +253,18 @@ pub fn settings_path(home: &Path) -> PathBuf {
 /// Read and parse `settings.json`: `Ok(None)` if it does not exist, an error if it is not a
 /// JSON object (sage never rewrites what it cannot read).
 pub fn read_settings(path: &Path) -> Result<Option<Value>> {
+    Ok(read_settings_bytes(path)?.map(|(v, _)| v))
+}
+
+/// [`read_settings`], with the bytes read (for [`write_settings`]' check).
+pub fn read_settings_bytes(path: &Path) -> Result<Option<(Value, Vec<u8>)>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Some(Value::Object(Map::new())));
+        return Ok(Some((Value::Object(Map::new()), bytes)));
     }
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
         Error::Refused(format!(
@@ -270,21 +275,44 @@ pub fn read_settings(path: &Path) -> Result<Option<Value>> {
     if !v.is_object() {
         return Err(not_object("the top level"));
     }
-    Ok(Some(v))
+    Ok(Some((v, bytes)))
 }
 
 /// Serialize as Claude Code does (two-space indent, trailing newline) and write crash-safely,
-/// keeping the file's permissions.
-pub fn write_settings(path: &Path, v: &Value) -> Result<()> {
+/// keeping the file's permissions. `expected` is the file's bytes as read (`None`: it did not
+/// exist): if they changed meanwhile (Claude Code saving its settings), nothing is written.
+/// A symlinked `settings.json` (a dotfiles repository) is written through to its target, so
+/// the link stays a link.
+pub fn write_settings(path: &Path, v: &Value, expected: Option<&[u8]>) -> Result<()> {
     let mut text = serde_json::to_string_pretty(v).expect("a JSON value serializes");
     text.push('\n');
-    let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
-    if let Some(dir) = path.parent() {
+    let target = if path
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        std::fs::canonicalize(path).ctx(|| format!("following the symlink {}", path.display()))?
+    } else {
+        path.to_path_buf()
+    };
+    let now = match std::fs::read(&target) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(format!("reading {}", target.display()), e)),
+    };
+    if now.as_deref() != expected {
+        return Err(Error::Refused(format!(
+            "{} changed while sage was editing it (Claude Code saving its settings?): nothing was written\n  fix: run the command again",
+            path.display()
+        )));
+    }
+    let mode = std::fs::metadata(&target).ok().map(|m| m.permissions());
+    if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
     }
-    crate::fsutil::write_atomic(path, text.as_bytes())?;
+    crate::fsutil::write_atomic(&target, text.as_bytes())?;
     if let Some(p) = mode {
-        std::fs::set_permissions(path, p).ctx(|| format!("setting mode of {}", path.display()))?;
+        std::fs::set_permissions(&target, p)
+            .ctx(|| format!("setting mode of {}", target.display()))?;
     }
     Ok(())
 }
@@ -392,6 +420,21 @@ mod tests {
             assert!(install_into(&mut v, &HookEvent::ALL).is_err(), "{s}");
             assert_eq!(v, before, "{s}");
         }
+    }
+
+    #[test]
+    fn a_settings_file_changed_meanwhile_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("settings.json");
+        std::fs::write(&p, b"{}").unwrap();
+        let (mut v, bytes) = read_settings_bytes(&p).unwrap().unwrap();
+        install_into(&mut v, &HookEvent::ALL).unwrap();
+        std::fs::write(&p, b"{\"model\": \"opus\"}").unwrap();
+        assert!(write_settings(&p, &v, Some(&bytes)).is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"{\"model\": \"opus\"}");
+        let (_, now) = read_settings_bytes(&p).unwrap().unwrap();
+        write_settings(&p, &v, Some(&now)).unwrap();
+        assert_eq!(read_settings(&p).unwrap().unwrap(), v);
     }
 
     #[test]

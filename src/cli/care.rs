@@ -85,16 +85,18 @@ pub fn hooks_cmd(ctx: &Ctx, cmd: HooksCmd) -> Result<i32> {
             if let Some(p) = &push {
                 sage::sync::remote::get(&repo.db, p)?;
             }
-            let existed = path.exists();
-            let before = hooks::read_settings(&path)?;
-            let mut v = before.clone().unwrap_or_else(|| serde_json::json!({}));
+            let before = hooks::read_settings_bytes(&path)?;
+            let mut v = before
+                .as_ref()
+                .map(|b| b.0.clone())
+                .unwrap_or_else(|| serde_json::json!({}));
             let changes = hooks::install_into(&mut v, &events)?;
-            let changed = !existed || Some(&v) != before.as_ref();
+            let changed = before.as_ref().is_none_or(|b| b.0 != v);
             let mut snapshot = None;
             if changed {
                 let _lock = repo.lock("hooks install")?;
                 snapshot = Some(snapshot_before(&mut repo, "before sage hooks install")?);
-                hooks::write_settings(&path, &v)?;
+                hooks::write_settings(&path, &v, before.as_ref().map(|b| &b.1[..]))?;
             }
             if no_push {
                 config::set_hook_push(&repo.db, None)?;
@@ -166,7 +168,7 @@ pub fn hooks_cmd(ctx: &Ctx, cmd: HooksCmd) -> Result<i32> {
             Ok(0)
         }
         HooksCmd::Remove => {
-            let Some(mut v) = hooks::read_settings(&path)? else {
+            let Some((mut v, bytes)) = hooks::read_settings_bytes(&path)? else {
                 if !ctx.quiet {
                     println!("no {}: nothing to remove", path.display());
                 }
@@ -178,7 +180,7 @@ pub fn hooks_cmd(ctx: &Ctx, cmd: HooksCmd) -> Result<i32> {
             if !removed.is_empty() {
                 let _lock = repo.lock("hooks remove")?;
                 snapshot = Some(snapshot_before(&mut repo, "before sage hooks remove")?);
-                hooks::write_settings(&path, &v)?;
+                hooks::write_settings(&path, &v, Some(&bytes))?;
             }
             config::set_hook_push(&repo.db, None)?;
             if ctx.json {
