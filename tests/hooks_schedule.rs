@@ -442,6 +442,34 @@ fn a_hook_pushes_to_the_configured_remote_in_the_background() {
         lacks.iter().any(|m| m == "has every snapshot of this home"),
         "{lacks:?}"
     );
+    // Stop comes after every reply: it snapshots each time but pushes at most every 10 minutes.
+    let t0: i64 = 1_900_000_000_000; // after the snapshots taken on the real clock above
+    let hook_at = |t: i64, event: &str| {
+        let mut c = w.cmd();
+        c.env("SAGE_HOOK_WAIT", "1").env("SAGE_TIME", t.to_string());
+        let o = run(c.args(["hook", event]));
+        assert_eq!(o.code, Some(0), "{}", o.stderr);
+    };
+    hook_at(t0, "session-end");
+    append(&w.env.home.join("history.jsonl"), "{\"display\":\"s1\"}\n");
+    hook_at(t0 + 60_000, "stop");
+    assert!(
+        w.hook_log()
+            .ends_with("push to usb left for later (the last was 60 s ago)\n"),
+        "{}",
+        w.hook_log()
+    );
+    assert_eq!(w.snapshots()[0]["message"], "Claude Code Stop");
+    hook_at(t0 + 11 * 60_000, "stop");
+    let log = w.hook_log();
+    let last_lines: Vec<&str> = log.lines().rev().take(3).collect();
+    assert!(
+        last_lines
+            .iter()
+            .any(|l| l.contains("pushing to usb in the background")),
+        "{log}"
+    );
+    assert!(last_lines[0].contains("pushed to usb"), "{log}");
     // --no-push forgets it.
     w.ok(&["hooks", "install", "--no-push"]);
     assert_eq!(
@@ -506,7 +534,7 @@ fn schedule_installs_a_crontab_line_without_systemd_idempotently() {
         .unwrap()
         .to_string();
     let sage = format!(
-        "'{}' '--home' '{}' '--store' '{}' '-q'",
+        "'{}' '--home' '{}' '--store' '{}'",
         exe.display(),
         home.display(),
         store.display()
@@ -585,7 +613,7 @@ fn schedule_installs_a_systemd_user_timer_where_systemd_runs() {
         .collect();
     assert_eq!(execs.len(), 2, "{service}");
     assert!(execs[0].starts_with(&format!("ExecStart=\"{}\" \"--home\"", exe.display())));
-    assert!(execs[0].ends_with("\"-q\" \"backup\""), "{}", execs[0]);
+    assert!(execs[0].ends_with("\" \"backup\""), "{}", execs[0]);
     assert!(
         execs[1].ends_with("\"verify\" \"--restore-test\""),
         "{}",

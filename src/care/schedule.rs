@@ -98,7 +98,6 @@ pub fn job_args(spec: &ScheduleSpec) -> Vec<Vec<String>> {
         spec.home.to_string_lossy().into_owned(),
         "--store".to_string(),
         spec.store.to_string_lossy().into_owned(),
-        "-q".to_string(),
     ];
     let mut backup = base.clone();
     backup.push("backup".into());
@@ -511,7 +510,7 @@ mod tests {
         assert!(t.contains("WantedBy=timers.target"));
         let svc = service_text(&s);
         assert!(svc.contains(
-            "ExecStart=\"/opt/sage bin/sage\" \"--home\" \"/home/me/.claude\" \"--store\" \"/home/me/.local/share/sage/homes/50%%\" \"-q\" \"backup\" \"usb\"\n"
+            "ExecStart=\"/opt/sage bin/sage\" \"--home\" \"/home/me/.claude\" \"--store\" \"/home/me/.local/share/sage/homes/50%%\" \"backup\" \"usb\"\n"
         ), "{svc}");
         assert!(svc.contains("\"verify\" \"--restore-test\"\n"));
         assert!(svc.contains("Type=oneshot"));

@@ -241,6 +241,8 @@ fn read_hook_input() -> hooks::HookInput {
         .unwrap_or_default()
 }
 
+const STOP_PUSH_EVERY_MS: i64 = 10 * 60 * 1000;
+
 /// `sage hook <event>`, run by Claude Code: always exits 0 (exit 2 would block Claude), at once
 /// when another sage holds the lock; everything worth knowing goes to `<store>/hook.log`.
 pub fn hook(ctx: &Ctx, event: &str) -> Result<i32> {
@@ -303,6 +305,22 @@ pub fn hook(ctx: &Ctx, event: &str) -> Result<i32> {
         }
     };
     if let Some(remote) = push {
+        // Stop comes after every reply: push at most every STOP_PUSH_EVERY_MS for it (the
+        // snapshot is taken each time; SessionEnd and PreCompact always push).
+        if ev == HookEvent::Stop {
+            let last = config::pushed(&repo.db, &remote).ok().flatten();
+            let now = sage::clock::now_ms();
+            if let Some(p) = last.filter(|p| now - p.time < STOP_PUSH_EVERY_MS) {
+                log_line(
+                    &mut log,
+                    &format!(
+                        "push to {remote} left for later (the last was {} ago)",
+                        sage::care::doctor::age(now, p.time)
+                    ),
+                );
+                return Ok(0);
+            }
+        }
         match spawn_push(&repo, &remote) {
             Ok(mut child) => {
                 log_line(
@@ -320,7 +338,6 @@ pub fn hook(ctx: &Ctx, event: &str) -> Result<i32> {
             ),
         }
     }
-    let _ = ctx;
     Ok(0)
 }
 
