@@ -6,6 +6,7 @@
 //! | `care.hook_push` | the remote a hook pushes to in the background (absent: commit only) |
 //! | `care.last_backup` | JSON [`BackupRecord`] of the last `sage backup` |
 //! | `care.pushed.<remote>` | JSON [`PushRecord`]: the HEAD last pushed there by backup or a hook |
+//! | `care.push_started.<remote>` | ms when a hook last started a background push there |
 
 use crate::db::Db;
 use crate::error::Result;
@@ -84,4 +85,17 @@ pub fn set_pushed(db: &Db, remote: &str, head: Option<ObjectId>) -> Result<()> {
         &pushed_key(remote),
         &serde_json::to_string(&r).expect("a plain struct serializes"),
     )
+}
+
+fn started_key(remote: &str) -> String {
+    format!("care.push_started.{remote}")
+}
+
+/// When a hook last started a background push to `remote` (ms).
+pub fn push_started(db: &Db, remote: &str) -> Result<Option<i64>> {
+    Ok(db.meta(&started_key(remote))?.and_then(|s| s.parse().ok()))
+}
+
+pub fn set_push_started(db: &Db, remote: &str, time: i64) -> Result<()> {
+    db.set_meta(&started_key(remote), &time.to_string())
 }

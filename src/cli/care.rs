@@ -16,7 +16,7 @@ pub enum HooksCmd {
     /// Add sage's hooks to the home's settings.json (SessionEnd, PreCompact, Stop); idempotent
     Install {
         /// On this machine, also push to this remote in the background after each hook snapshot
-        #[arg(long, conflicts_with = "no_push")]
+        #[arg(long, value_name = "REMOTE", conflicts_with = "no_push")]
         push: Option<String>,
         /// On this machine, only snapshot (forget a --push given before)
         #[arg(long)]
@@ -39,7 +39,7 @@ pub enum ScheduleCmd {
         #[arg(long, default_value = "03:00")]
         daily: String,
         /// Push each backup to this remote (typically a bare store on another disk)
-        #[arg(long)]
+        #[arg(long, value_name = "REMOTE")]
         remote: Option<String>,
     },
     /// What is installed for this home
@@ -306,21 +306,23 @@ pub fn hook(ctx: &Ctx, event: &str) -> Result<i32> {
     };
     if let Some(remote) = push {
         // Stop comes after every reply: push at most every STOP_PUSH_EVERY_MS for it (the
-        // snapshot is taken each time; SessionEnd and PreCompact always push).
+        // snapshot is taken each time; SessionEnd and PreCompact always push). Failed pushes
+        // count too: an unreachable remote must not keep the store locked turn after turn.
+        let now = sage::clock::now_ms();
         if ev == HookEvent::Stop {
-            let last = config::pushed(&repo.db, &remote).ok().flatten();
-            let now = sage::clock::now_ms();
-            if let Some(p) = last.filter(|p| now - p.time < STOP_PUSH_EVERY_MS) {
+            let started = config::push_started(&repo.db, &remote).ok().flatten();
+            if let Some(t) = started.filter(|t| now - t < STOP_PUSH_EVERY_MS) {
                 log_line(
                     &mut log,
                     &format!(
                         "push to {remote} left for later (the last was {} ago)",
-                        sage::care::doctor::age(now, p.time)
+                        sage::care::doctor::age(now, t)
                     ),
                 );
                 return Ok(0);
             }
         }
+        let _ = config::set_push_started(&repo.db, &remote, now);
         match spawn_push(&repo, &remote) {
             Ok(mut child) => {
                 log_line(
