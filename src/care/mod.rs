@@ -9,6 +9,7 @@
 pub mod backup;
 pub mod config;
 pub mod doctor;
+pub mod hook_run;
 pub mod hooks;
 pub mod restore_test;
 pub mod schedule;

@@ -26,29 +26,14 @@ pub struct ScheduleSpec {
     pub remote: Option<String>,
 }
 
-/// Where the schedulers are and how to reach them.
+/// Where the schedulers are and how to reach them (the CLI fills it from the environment:
+/// `SAGE_SYSTEMCTL`, `SAGE_CRONTAB`, `$XDG_CONFIG_HOME`).
 #[derive(Clone, Debug)]
 pub struct SchedulerEnv {
     pub systemctl: String,
     pub crontab: String,
     /// `$XDG_CONFIG_HOME/systemd/user`
     pub unit_dir: PathBuf,
-}
-
-impl SchedulerEnv {
-    pub fn from_env() -> SchedulerEnv {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let config = var("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(var("HOME").unwrap_or_else(|| "/".into())).join(".config")
-            });
-        SchedulerEnv {
-            systemctl: var("SAGE_SYSTEMCTL").unwrap_or_else(|| "systemctl".into()),
-            crontab: var("SAGE_CRONTAB").unwrap_or_else(|| "crontab".into()),
-            unit_dir: config.join("systemd").join("user"),
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

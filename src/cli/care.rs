@@ -5,10 +5,9 @@ use super::Ctx;
 use anyhow::Result;
 use clap::Subcommand;
 use sage::care::hooks::{self, EventChange, HookEvent};
-use sage::care::{backup, config, doctor, schedule};
+use sage::care::{backup, config, doctor, hook_run, schedule};
 use sage::repo::CommitOptions;
 use std::io::{IsTerminal, Read, Write};
-use std::path::Path;
 use std::time::Duration;
 
 #[derive(Subcommand)]
@@ -46,6 +45,21 @@ pub enum ScheduleCmd {
     Status,
     /// Remove this home's timer or crontab line
     Remove,
+}
+
+/// The schedulers of this machine; `SAGE_SYSTEMCTL` and `SAGE_CRONTAB` replace the programs.
+fn scheduler_env() -> schedule::SchedulerEnv {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let config = var("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(var("HOME").unwrap_or_else(|| "/".into())).join(".config")
+        });
+    schedule::SchedulerEnv {
+        systemctl: var("SAGE_SYSTEMCTL").unwrap_or_else(|| "systemctl".into()),
+        crontab: var("SAGE_CRONTAB").unwrap_or_else(|| "crontab".into()),
+        unit_dir: config.join("systemd").join("user"),
+    }
 }
 
 fn events_of(names: &[String]) -> Result<Vec<HookEvent>> {
@@ -131,7 +145,7 @@ pub fn hooks_cmd(ctx: &Ctx, cmd: HooksCmd) -> Result<i32> {
                     None => writeln!(o, "{} unchanged", path.display())?,
                 }
                 match &push_now {
-                    Some(p) => writeln!(o, "on this machine each hook snapshots the home, then pushes to {p} in the background (log: {})", hook_log(&repo.store_dir).display())?,
+                    Some(p) => writeln!(o, "on this machine each hook snapshots the home, then pushes to {p} in the background (log: {})", hook_run::log_path(&repo.store_dir).display())?,
                     None => writeln!(o, "on this machine each hook snapshots the home (add a background push with --push REMOTE)")?,
                 }
             }
@@ -145,7 +159,7 @@ pub fn hooks_cmd(ctx: &Ctx, cmd: HooksCmd) -> Result<i32> {
             if ctx.json {
                 ctx.print_json(&serde_json::json!({
                     "settings": path, "events": st, "push": push,
-                    "log": hook_log(&repo.store_dir), "installed": all,
+                    "log": hook_run::log_path(&repo.store_dir), "installed": all,
                 }))?;
             } else if !ctx.quiet {
                 let mut o = std::io::stdout().lock();
@@ -162,7 +176,7 @@ pub fn hooks_cmd(ctx: &Ctx, cmd: HooksCmd) -> Result<i32> {
                     "on this machine: snapshot{}; log {}",
                     push.map(|p| format!(", then push to {p} in the background"))
                         .unwrap_or_default(),
-                    hook_log(&repo.store_dir).display()
+                    hook_run::log_path(&repo.store_dir).display()
                 )?;
             }
             Ok(0)
@@ -202,29 +216,6 @@ pub fn hooks_cmd(ctx: &Ctx, cmd: HooksCmd) -> Result<i32> {
     }
 }
 
-fn hook_log(store: &Path) -> std::path::PathBuf {
-    store.join("hook.log")
-}
-
-/// Open the hook log for appending, moving a log over 1 MB aside first.
-fn open_log(store: &Path) -> Option<std::fs::File> {
-    let p = hook_log(store);
-    if std::fs::metadata(&p).is_ok_and(|m| m.len() > 1 << 20) {
-        let _ = std::fs::rename(&p, store.join("hook.log.1"));
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .ok()
-}
-
-fn log_line(log: &mut Option<std::fs::File>, msg: &str) {
-    if let Some(f) = log {
-        let _ = writeln!(f, "{} {msg}", sage::clock::format_ms(sage::clock::now_ms()));
-    }
-}
-
 /// What Claude Code passed on stdin, if anything arrives quickly (a hook never waits on it).
 fn read_hook_input() -> hooks::HookInput {
     if std::io::stdin().is_terminal() {
@@ -241,8 +232,6 @@ fn read_hook_input() -> hooks::HookInput {
         .unwrap_or_default()
 }
 
-const STOP_PUSH_EVERY_MS: i64 = 10 * 60 * 1000;
-
 /// `sage hook <event>`, run by Claude Code: always exits 0 (exit 2 would block Claude), at once
 /// when another sage holds the lock; everything worth knowing goes to `<store>/hook.log`.
 pub fn hook(ctx: &Ctx, event: &str) -> Result<i32> {
@@ -258,116 +247,20 @@ pub fn hook(ctx: &Ctx, event: &str) -> Result<i32> {
     let Ok(mut repo) = ctx.open() else {
         return Ok(0);
     };
-    let mut log = open_log(&repo.store_dir);
-    let what = input.describe(ev);
-    let lock =
-        match sage::lock::StoreLock::try_acquire(&repo.store_dir, &format!("hook {}", ev.arg())) {
-            Ok(l) => l,
-            Err(e) => {
-                log_line(
-                    &mut log,
-                    &format!(
-                        "{what}: skipped, {}",
-                        e.to_string().lines().next().unwrap_or_default()
-                    ),
-                );
-                return Ok(0);
-            }
-        };
-    let out = repo.commit(&CommitOptions {
-        kind: "hook",
-        message: &what,
-        progress: &|_, _| {},
-    });
-    drop(lock);
-    match out {
-        Ok(o) => log_line(
-            &mut log,
-            &format!(
-                "{what}: snapshot {} ({})",
-                o.id.short(),
-                if o.created { "new" } else { "home unchanged" }
-            ),
-        ),
-        Err(e) => {
-            log_line(&mut log, &format!("{what}: commit failed: {e}"));
-            return Ok(0);
-        }
-    }
-    let push = match config::hook_push(&repo.db) {
-        Ok(p) => p,
-        Err(e) => {
-            log_line(
-                &mut log,
-                &format!("reading the hook configuration failed: {e}"),
-            );
-            return Ok(0);
-        }
+    let Ok(exe) = std::env::current_exe() else {
+        return Ok(0);
     };
-    if let Some(remote) = push {
-        // Stop comes after every reply: push at most every STOP_PUSH_EVERY_MS for it (the
-        // snapshot is taken each time; SessionEnd and PreCompact always push). Failed pushes
-        // count too: an unreachable remote must not keep the store locked turn after turn.
-        let now = sage::clock::now_ms();
-        if ev == HookEvent::Stop {
-            let started = config::push_started(&repo.db, &remote).ok().flatten();
-            if let Some(t) = started.filter(|t| now - t < STOP_PUSH_EVERY_MS) {
-                log_line(
-                    &mut log,
-                    &format!(
-                        "push to {remote} left for later (the last was {} ago)",
-                        sage::care::doctor::age(now, t)
-                    ),
-                );
-                return Ok(0);
-            }
-        }
-        let _ = config::set_push_started(&repo.db, &remote, now);
-        match spawn_push(&repo, &remote) {
-            Ok(mut child) => {
-                log_line(
-                    &mut log,
-                    &format!("pushing to {remote} in the background (pid {})", child.id()),
-                );
-                // Tests wait for the push; Claude Code never does.
-                if std::env::var_os("SAGE_HOOK_WAIT").is_some() {
-                    let _ = child.wait();
-                }
-            }
-            Err(e) => log_line(
-                &mut log,
-                &format!("could not start the push to {remote}: {e}"),
-            ),
-        }
-    }
+    hook_run::run(
+        &mut repo,
+        ev,
+        &input,
+        &hook_run::HookRunOptions {
+            exe,
+            // Tests wait for the background push; Claude Code never does.
+            wait_for_push: std::env::var_os("SAGE_HOOK_WAIT").is_some(),
+        },
+    );
     Ok(0)
-}
-
-/// `sage backup REMOTE --kind hook`, detached (its own session), output appended to the log.
-fn spawn_push(repo: &sage::Repo, remote: &str) -> std::io::Result<std::process::Child> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()?;
-    let out = open_log(&repo.store_dir)
-        .ok_or_else(|| std::io::Error::other("cannot open the hook log"))?;
-    let err = out.try_clone()?;
-    let mut c = std::process::Command::new(exe);
-    c.arg("--home")
-        .arg(&repo.home)
-        .arg("--store")
-        .arg(&repo.store_dir)
-        .args(["backup", remote, "--kind", "hook"])
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    // SAFETY: setsid is async-signal-safe; the child leaves Claude Code's process group, so it
-    // survives Claude exiting and never holds its terminal.
-    unsafe {
-        c.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    c.spawn()
 }
 
 pub fn backup_cmd(ctx: &Ctx, remote: Option<&str>, kind: &str) -> Result<i32> {
@@ -422,7 +315,7 @@ pub fn backup_cmd(ctx: &Ctx, remote: Option<&str>, kind: &str) -> Result<i32> {
 
 pub fn schedule_cmd(ctx: &Ctx, cmd: ScheduleCmd) -> Result<i32> {
     let repo = ctx.open()?;
-    let env = schedule::SchedulerEnv::from_env();
+    let env = scheduler_env();
     let store_id = repo.store_id()?;
     match cmd {
         ScheduleCmd::Install { daily, remote } => {
@@ -550,7 +443,7 @@ pub fn doctor_cmd(ctx: &Ctx, offline: bool, timeout: u64) -> Result<i32> {
         timeout: Duration::from_secs(timeout),
         ..Default::default()
     };
-    let env = schedule::SchedulerEnv::from_env();
+    let env = scheduler_env();
     let rep = doctor::doctor(&ctx.home, ctx.store.as_deref(), &env, &opts);
     if ctx.json {
         ctx.print_json(&rep)?;
