@@ -4,6 +4,7 @@
 //! (`pack`, `store`) -> a snapshot row (`db`) -> `checkout` back into a home. `Repo` is the
 //! entry point; the CLI (`src/cli`) only parses, calls and renders.
 
+pub mod care;
 pub mod checkout;
 pub mod clock;
 pub mod db;

@@ -21,6 +21,15 @@ fn wait_limit() -> Duration {
 
 impl StoreLock {
     pub fn acquire(store: &Path, what: &str) -> Result<StoreLock> {
+        Self::acquire_within(store, what, wait_limit())
+    }
+
+    /// Take the lock only if it is free now (hooks: never make Claude Code wait).
+    pub fn try_acquire(store: &Path, what: &str) -> Result<StoreLock> {
+        Self::acquire_within(store, what, Duration::ZERO)
+    }
+
+    fn acquire_within(store: &Path, what: &str, limit: Duration) -> Result<StoreLock> {
         let path = store.join("lock");
         let file = OpenOptions::new()
             .create(true)
@@ -34,7 +43,7 @@ impl StoreLock {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    if start.elapsed() >= wait_limit() {
+                    if start.elapsed() >= limit {
                         let holder = std::fs::read_to_string(store.join("lock.info"))
                             .unwrap_or_else(|_| "unknown process".into());
                         return Err(Error::Locked {

@@ -28,7 +28,7 @@ pub enum DevCmd {
     },
 }
 
-pub fn verify(ctx: &Ctx, read_data: bool, repair: bool) -> Result<i32> {
+pub fn verify(ctx: &Ctx, read_data: bool, repair: bool, restore_test: Option<&str>) -> Result<i32> {
     if repair {
         let rep = sage::verify::repair(
             &ctx.home,
@@ -56,8 +56,23 @@ pub fn verify(ctx: &Ctx, read_data: bool, repair: bool) -> Result<i32> {
     let repo = ctx.open()?;
     let report = repo.verify(read_data)?;
     let damage = report.findings.iter().filter(|f| f.is_damage()).count();
+    let rt = match restore_test {
+        Some(name) => {
+            let id = repo.resolve(name)?;
+            Some(sage::care::restore_test::restore_test(
+                &repo,
+                id,
+                &std::env::temp_dir(),
+            )?)
+        }
+        None => None,
+    };
+    let rt_failed = rt.as_ref().is_some_and(|r| !r.passed());
     if ctx.json {
-        ctx.print_json(&report)?;
+        match &rt {
+            Some(r) => ctx.print_json(&serde_json::json!({"verify": report, "restore_test": r}))?,
+            None => ctx.print_json(&report)?,
+        }
     } else {
         let mut o = std::io::stdout().lock();
         writeln!(
@@ -113,8 +128,31 @@ pub fn verify(ctx: &Ctx, read_data: bool, repair: bool) -> Result<i32> {
         } else {
             writeln!(o, "{damage} problem(s) found")?;
         }
+        if let Some(r) = &rt {
+            writeln!(
+                o,
+                "restore test of {}: {} files ({}), {} directories, {} symlinks restored into a temp dir and compared byte for byte",
+                &r.snapshot[..12],
+                r.files,
+                human_bytes(r.bytes),
+                r.dirs,
+                r.symlinks
+            )?;
+            for m in &r.mismatches {
+                writeln!(o, "  differs: {}: {}", m.path, m.why)?;
+            }
+            if r.passed() {
+                writeln!(o, "restore test passed: the snapshot restores exactly")?;
+            } else {
+                writeln!(
+                    o,
+                    "restore test FAILED: {} path(s) did not come back as stored\n    fix: sage verify --read-data, then sage verify --repair",
+                    r.mismatches.len()
+                )?;
+            }
+        }
     }
-    Ok(if damage == 0 { 0 } else { 1 })
+    Ok(if damage == 0 && !rt_failed { 0 } else { 1 })
 }
 
 pub fn info(ctx: &Ctx) -> Result<i32> {

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing (clap) and rendering. Every command calls the
 //! library and prints its result as text or, with `--json`, as JSON.
 
+mod care;
 mod conflicts;
 mod demo;
 mod history;
@@ -133,6 +134,9 @@ enum Cmd {
         /// Re-hash every object
         #[arg(long)]
         read_data: bool,
+        /// Also restore a snapshot (default HEAD) into a temp dir and compare every byte
+        #[arg(long, value_name = "SNAPSHOT", num_args = 0..=1, default_missing_value = "HEAD")]
+        restore_test: Option<String>,
         /// Rebuild what can be rebuilt (database, index, damaged packs)
         #[arg(long)]
         repair: bool,
@@ -185,6 +189,37 @@ enum Cmd {
     Serve {
         #[arg(long)]
         stdio: bool,
+    },
+    /// Claude Code hooks that snapshot this home on Claude's own events
+    Hooks {
+        #[command(subcommand)]
+        cmd: care::HooksCmd,
+    },
+    /// Run by Claude Code's hooks: snapshot (and push in the background); always exits 0
+    Hook {
+        /// session-end, pre-compact or stop
+        event: String,
+    },
+    /// Snapshot (kind scheduled), read its new objects back, push to a backup remote if named
+    Backup {
+        remote: Option<String>,
+        /// Snapshot kind (the hooks' background push uses `hook`)
+        #[arg(long, default_value = "scheduled", hide = true)]
+        kind: String,
+    },
+    /// A daily backup by a systemd user timer (or cron)
+    Schedule {
+        #[command(subcommand)]
+        cmd: care::ScheduleCmd,
+    },
+    /// Is this history taken care of? Findings, each with its fix; exit 1 if any needs attention
+    Doctor {
+        /// Do not contact remotes
+        #[arg(long)]
+        offline: bool,
+        /// Seconds a remote may take to answer
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
     },
     /// The operation log
     Ops {
@@ -316,7 +351,16 @@ pub fn run() -> Result<i32> {
             dry_run,
             i_understand_data_loss_risk,
         } => rollback::undo(&ctx, dry_run, i_understand_data_loss_risk),
-        Cmd::Verify { read_data, repair } => maint::verify(&ctx, read_data, repair),
+        Cmd::Verify {
+            read_data,
+            repair,
+            restore_test,
+        } => maint::verify(&ctx, read_data, repair, restore_test.as_deref()),
+        Cmd::Hooks { cmd } => care::hooks_cmd(&ctx, cmd),
+        Cmd::Hook { event } => care::hook(&ctx, &event),
+        Cmd::Backup { remote, kind } => care::backup_cmd(&ctx, remote.as_deref(), &kind),
+        Cmd::Schedule { cmd } => care::schedule_cmd(&ctx, cmd),
+        Cmd::Doctor { offline, timeout } => care::doctor_cmd(&ctx, offline, timeout),
         Cmd::Info => maint::info(&ctx),
         Cmd::Ops { limit } => maint::ops(&ctx, limit),
         Cmd::Dev { cmd } => maint::dev(&ctx, cmd),
