@@ -310,6 +310,27 @@ pub fn view(line: &[u8], max_chars: usize) -> MessageView {
 /// string, else as compact JSON with sorted keys); `None` for every other line (metadata,
 /// progress, non-JSON). Ids, `sessionId`, `cwd` and the line's key order do not count, so a
 /// forked or resumed copy of a conversation gives the same keys.
+/// JSON text with every object's keys in sorted order (whatever order the line had, and
+/// whatever map serde_json was built with), so equal content gives equal text.
+fn sorted_json(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), sorted_json(&m[k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(sorted_json).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
 pub fn fingerprint_key(line: &[u8]) -> Option<String> {
     let v = serde_json::from_slice::<Value>(line).ok()?;
     let typ = v.get("type").and_then(Value::as_str)?;
@@ -320,7 +341,7 @@ pub fn fingerprint_key(line: &[u8]) -> Option<String> {
     let role = msg.get("role").and_then(Value::as_str).unwrap_or(typ);
     let content = match msg.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(other) => sorted_json(other),
         None => String::new(),
     };
     Some(format!(

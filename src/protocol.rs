@@ -18,8 +18,16 @@ pub const PROTO_MAX: u32 = 1;
 /// for a capability before it uses the feature, so features can be added without a new
 /// protocol version; changes to existing messages still need one.
 /// - `have`: the `Have` object query; `fetch`: `Fetch` (pull); `bare-refs`: `SetRef` on bare
-///   stores; `force`: `Merge { force }`; `dry-run-merge`: `Merge { dry_run }`.
-pub const CAPS: &[&str] = &["have", "fetch", "bare-refs", "force", "dry-run-merge"];
+///   stores; `force`: `Merge { force }`; `dry-run-merge`: `Merge { dry_run }`; `selective`:
+///   `Merge { select }`.
+pub const CAPS: &[&str] = &[
+    "have",
+    "fetch",
+    "bare-refs",
+    "force",
+    "dry-run-merge",
+    "selective",
+];
 
 pub fn our_caps() -> Vec<String> {
     CAPS.iter().map(|c| c.to_string()).collect()
@@ -80,6 +88,10 @@ pub enum Msg {
         store_id: String,
         dry_run: bool,
         force: bool,
+        /// Selective merge: only these canonical paths (and what is under them); empty = all.
+        /// Sent only to a server with the `selective` capability.
+        #[serde(default)]
+        select: Vec<String>,
     },
     /// Bare stores: set the ref kept for a sending store.
     SetRef {

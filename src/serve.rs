@@ -178,6 +178,7 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
                 store_id,
                 dry_run,
                 force,
+                select,
             } => {
                 if bare {
                     return Err(Error::Other("a bare store never merges".into()));
@@ -188,6 +189,7 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
                     trust_config: true,
                     dry_run,
                     force,
+                    select: (!select.is_empty()).then_some(&select[..]),
                 })?;
                 conn.send(&Msg::Merged {
                     head: out.head,

@@ -161,6 +161,12 @@ enum Cmd {
         /// Accept a remote whose store changed
         #[arg(long)]
         init: bool,
+        /// Only this session (id, unique prefix or transcript path) and its parts; repeatable
+        #[arg(long = "session", value_name = "ID")]
+        sessions: Vec<String>,
+        /// Only the project directories matching this glob (or the path Claude ran in); repeatable
+        #[arg(long = "project", value_name = "GLOB")]
+        projects: Vec<String>,
     },
     /// Fetch what this store lacks, merge here, update this home
     Pull {
@@ -169,6 +175,12 @@ enum Cmd {
         dry_run: bool,
         #[arg(long)]
         init: bool,
+        /// Only this session (id, unique prefix or transcript path) and its parts; repeatable
+        #[arg(long = "session", value_name = "ID")]
+        sessions: Vec<String>,
+        /// Only the project directories matching this glob (or the path Claude ran in); repeatable
+        #[arg(long = "project", value_name = "GLOB")]
+        projects: Vec<String>,
     },
     /// Pull then push: both homes converge
     Sync {
@@ -177,6 +189,12 @@ enum Cmd {
         dry_run: bool,
         #[arg(long)]
         init: bool,
+        /// Only this session (id, unique prefix or transcript path) and its parts; repeatable
+        #[arg(long = "session", value_name = "ID")]
+        sessions: Vec<String>,
+        /// Only the project directories matching this glob (or the path Claude ran in); repeatable
+        #[arg(long = "project", value_name = "GLOB")]
+        projects: Vec<String>,
     },
     /// Play the laptop / GPU-box story on two temp homes, with the real commands
     Demo {
@@ -371,6 +389,8 @@ pub fn run() -> Result<i32> {
             force,
             i_understand_data_loss_risk,
             init,
+            sessions,
+            projects,
         } => sync_cmds::sync_cmd(
             &ctx,
             &remote,
@@ -379,6 +399,8 @@ pub fn run() -> Result<i32> {
                 dry_run,
                 force,
                 init,
+                sessions,
+                projects,
             },
             i_understand_data_loss_risk,
         ),
@@ -386,6 +408,8 @@ pub fn run() -> Result<i32> {
             remote,
             dry_run,
             init,
+            sessions,
+            projects,
         } => sync_cmds::sync_cmd(
             &ctx,
             &remote,
@@ -394,6 +418,8 @@ pub fn run() -> Result<i32> {
                 dry_run,
                 force: false,
                 init,
+                sessions,
+                projects,
             },
             false,
         ),
@@ -401,6 +427,8 @@ pub fn run() -> Result<i32> {
             remote,
             dry_run,
             init,
+            sessions,
+            projects,
         } => sync_cmds::sync_cmd(
             &ctx,
             &remote,
@@ -409,6 +437,8 @@ pub fn run() -> Result<i32> {
                 dry_run,
                 force: false,
                 init,
+                sessions,
+                projects,
             },
             false,
         ),

@@ -134,6 +134,9 @@ pub struct MergeInto<'a> {
     pub dry_run: bool,
     /// Make the home equal to `theirs` (push --force): destructive, confirmed by the caller.
     pub force: bool,
+    /// Selective sync: only these canonical paths (each with what is under it) take the
+    /// merge's result; the snapshot recorded has HEAD as its only parent.
+    pub select: Option<&'a [String]>,
 }
 
 /// A snapshot's tree with canonical project names under `pm` (the merge's joined map).
@@ -353,6 +356,41 @@ impl Repo {
                 (m, None, true)
             }
         };
+        // Selective: the rest stays as it is, and the snapshot has one parent, so the next
+        // full sync still sees the other side's head as unmerged.
+        let selective = opts.select.filter(|_| !opts.force);
+        let (merged, new_head, merge_snap) = match selective {
+            Some(sel) => {
+                let under = |p: &str| {
+                    sel.iter().any(|s| {
+                        p == s
+                            || (p.len() > s.len()
+                                && p.starts_with(s.as_str())
+                                && p.as_bytes()[s.len()] == b'/')
+                    })
+                };
+                let mut r: FlatTree = ours_flat
+                    .iter()
+                    .filter(|(p, _)| !under(p))
+                    .map(|(p, e)| (p.clone(), e.clone()))
+                    .collect();
+                for (p, e) in &merged {
+                    if under(p) {
+                        r.insert(p.clone(), e.clone());
+                    }
+                }
+                let same = ours.is_some()
+                    && build_tree(&r, &mut crate::prolly::NullSink)?
+                        == build_tree(&ours_flat, &mut crate::prolly::NullSink)?;
+                out.fast_forward = false;
+                if same {
+                    (r, ours, false)
+                } else {
+                    (r, None, true)
+                }
+            }
+            None => (merged, new_head, merge_snap),
+        };
         let mut snap_obj = None;
         if merge_snap {
             let root = build_tree(&merged, &mut ins)?;
@@ -364,7 +402,24 @@ impl Repo {
                 .copied()
                 .max()
                 .unwrap_or(0);
-            let snap = if opts.force {
+            let snap = if let Some(sel) = selective {
+                Snapshot {
+                    host: crate::clock::host(),
+                    kind: "sync".into(),
+                    merge: None,
+                    message: format!(
+                        "selective merge of {} from store {}: {}",
+                        opts.theirs.short(),
+                        opts.their_store,
+                        sel.join(" ")
+                    ),
+                    parents: ours.into_iter().collect(),
+                    pathmap: pm.to_raw(),
+                    root,
+                    time: crate::clock::now_ms(),
+                    v: SNAPSHOT_VERSION,
+                }
+            } else if opts.force {
                 Snapshot {
                     host: crate::clock::host(),
                     kind: "checkout".into(),

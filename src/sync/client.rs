@@ -14,12 +14,114 @@ use crate::snapshot::Snapshot;
 use crate::transport::Transport;
 use std::collections::{HashMap, HashSet};
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct SyncOptions {
     pub dry_run: bool,
     pub force: bool,
     /// Accept a remote whose store id changed or whose home lost its marker.
     pub init: bool,
+    /// Selective sync: only these sessions (ids, prefixes or transcript paths) ...
+    pub sessions: Vec<String>,
+    /// ... and the project directories matching these globs (`*`, `?`), by this home's names.
+    pub projects: Vec<String>,
+}
+
+impl SyncOptions {
+    pub fn selective(&self) -> bool {
+        !self.sessions.is_empty() || !self.projects.is_empty()
+    }
+}
+
+/// `*` and `?` wildcards over a whole name.
+fn glob_match(pat: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pat.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// The canonical tree paths a selective sync covers (each selects itself and what is under
+/// it), from the sessions and project globs named, looked up in this home's and (if known)
+/// the remote head's trees. `None` for a full sync.
+fn selectors(
+    repo: &Repo,
+    opts: &SyncOptions,
+    theirs: Option<ObjectId>,
+) -> Result<Option<Vec<String>>> {
+    if !opts.selective() {
+        return Ok(None);
+    }
+    let pm = repo.pathmap()?;
+    let mut flats = Vec::new();
+    if let Some(h) = repo.head()? {
+        flats.push(repo.flat_local(&h)?);
+    }
+    if let Some(t) = theirs.filter(|t| repo.db.snapshot(t).ok().flatten().is_some()) {
+        flats.push(repo.flat_local(&t)?);
+    }
+    let mut index = crate::session::SessionIndex::new();
+    for f in &flats {
+        index.add_flat(f);
+    }
+    let mut out = Vec::new();
+    for s in &opts.sessions {
+        match index.resolve(s, "this home's or the remote's snapshots", "list sessions with `sage show HEAD:`")? {
+            crate::session::Target::Session(parts) => out.extend(parts.roots),
+            crate::session::Target::Path(p) => {
+                return Err(Error::Usage(format!(
+                    "--session {p}: not a session (give its id, a unique prefix, or its transcript path)"
+                )))
+            }
+        }
+    }
+    for g in &opts.projects {
+        // A project may be named by its directory or by the path Claude Code ran in.
+        let pat = if g.starts_with('/') {
+            crate::live::encode_project_dir(g)
+        } else {
+            g.trim_start_matches("projects/")
+                .trim_end_matches('/')
+                .to_string()
+        };
+        let mut any = false;
+        for f in &flats {
+            for p in f.keys() {
+                if let Some(dir) = p
+                    .strip_prefix("projects/")
+                    .and_then(|r| r.split('/').next())
+                {
+                    if glob_match(&pat, dir) {
+                        out.push(format!("projects/{dir}"));
+                        any = true;
+                    }
+                }
+            }
+        }
+        if !any {
+            return Err(Error::Usage(format!(
+                "--project {g}: no project directory matches (see `ls ~/.claude/projects`)"
+            )));
+        }
+    }
+    let mut out: Vec<String> = out.iter().map(|p| pm.canonical_path(p)).collect();
+    out.sort();
+    out.dedup();
+    Ok(Some(out))
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -138,6 +240,15 @@ fn accept(
     }
     if opts.force {
         needed.push("force");
+    }
+    if opts.selective() {
+        if bare {
+            let _ = t.finish();
+            return Err(Error::Usage(
+                "a bare store keeps whole snapshots: push to it without --session/--project".into(),
+            ));
+        }
+        needed.push("selective");
     }
     if let Some(missing) = needed.iter().find(|c| !caps.iter().any(|x| x == *c)) {
         let _ = t.finish();
@@ -316,12 +427,14 @@ fn do_pull(
         if store == repo.store_id()? && s.bare {
             continue;
         }
+        let select = selectors(repo, opts, Some(head))?;
         let out = repo.merge_into_home(&MergeInto {
             theirs: head,
             their_store: &store,
             trust_config: r.trust_config,
             dry_run: opts.dry_run,
             force: false,
+            select: select.as_deref(),
         })?;
         last = Some(out);
     }
@@ -428,6 +541,7 @@ fn do_push(
             store_id: repo.store_id()?,
             dry_run: false,
             force: opts.force,
+            select: selectors(repo, opts, rg.head)?.unwrap_or_default(),
         })?;
         let (rhead, summary) = expect(s.t.conn.recv()?, "Merged", |m| match m {
             Msg::Merged { head, summary } => Some((head, summary)),
@@ -466,7 +580,7 @@ pub fn run(
         ..Default::default()
     };
     // Connect (ssh, the remote sage starting) while this home is being scanned.
-    let (r2, opts2, create) = (r.clone(), *opts, dir != Direction::Pull);
+    let (r2, opts2, create) = (r.clone(), opts.clone(), dir != Direction::Pull);
     let connecting = std::thread::spawn(move || connect(&r2, create, &opts2));
     let local = if opts.dry_run {
         Ok(())
