@@ -1045,6 +1045,7 @@ fn serve_rejects_a_malicious_client() {
                 store_id: "fakestore".into(),
                 dry_run: false,
                 force: false,
+                select: vec![],
             }));
         }
         input.extend(frame(&Msg::Bye));
@@ -1089,6 +1090,7 @@ fn serve_rejects_a_malicious_client() {
                 store_id: "x".into(),
                 dry_run: false,
                 force: false,
+                select: vec![],
             },
             "not in this store",
         ),

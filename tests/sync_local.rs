@@ -898,3 +898,81 @@ fn mapped_projects_meet_in_each_machines_own_directory() {
     a.verify();
     b.verify();
 }
+
+/// `--session` / `--project`: only those travel; the rest stays as it is on both sides, and the
+/// next full sync still merges it (a selective sync records a single-parent snapshot).
+#[test]
+fn a_selective_sync_moves_only_the_named_sessions_and_projects() {
+    let w = World::new();
+    let (a, b, lay) = synced_pair(&w, 14);
+    let mut rng = Rng::new(14);
+    let (s0, s1) = (&lay.sessions[0], &lay.sessions[1]);
+    let id0 = std::path::Path::new(s0)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let more0 = session_lines(&mut rng, "m0", 27, 3, "gpu-s0");
+    let more1 = session_lines(&mut rng, "m1", 27, 3, "gpu-s1");
+    append(&b.home.join(s0), &more0);
+    append(&b.home.join(s1), &more1);
+    write(
+        &b.home.join("projects/-srv-tool/t.jsonl"),
+        session_lines(&mut rng, "t", 27, 2, "gpu-tool"),
+    );
+    write(
+        &b.home.join("projects/-srv-web/w.jsonl"),
+        session_lines(&mut rng, "w", 27, 2, "gpu-web"),
+    );
+    let before_head = a.head();
+    let old1 = fs::read(a.home.join(s1)).unwrap();
+    // a session by a prefix of its id, and one project by glob
+    let o = a.ok(&[
+        "pull",
+        "gpu",
+        "--session",
+        &id0[..8],
+        "--project",
+        "-srv-t*",
+    ]);
+    assert!(o.all().contains("merged"), "{}", o.all());
+    assert!(fs::read(a.home.join(s0))
+        .unwrap()
+        .ends_with(more0.as_bytes()));
+    assert!(a.home.join("projects/-srv-tool/t.jsonl").exists());
+    assert_eq!(
+        fs::read(a.home.join(s1)).unwrap(),
+        old1,
+        "not named: left alone"
+    );
+    assert!(!a.home.join("projects/-srv-web").exists());
+    // one parent: the other side's head is not merged yet
+    let v = a.ok(&["--json", "log", "-n", "1"]).json();
+    assert_eq!(v[0]["parents"].as_array().map(|p| p.len()), Some(1), "{v}");
+    assert_eq!(v[0]["parents"][0], before_head.as_str());
+    // the laptop pushes one session of its own the same way
+    let more_a = session_lines(&mut rng, "ma", 28, 2, "laptop-s2");
+    append(&a.home.join(&lay.sessions[2]), &more_a);
+    a.ok(&["push", "gpu", "--session", &lay.sessions[2]]);
+    assert!(fs::read(b.home.join(&lay.sessions[2]))
+        .unwrap()
+        .ends_with(more_a.as_bytes()));
+    // unknown names are refused before anything changes
+    let o = a.fails(&["pull", "gpu", "--project", "no-such-*"]);
+    assert!(
+        o.all().contains("no project directory matches"),
+        "{}",
+        o.all()
+    );
+    // the next full sync brings the rest and converges
+    a.ok(&["sync", "gpu"]);
+    assert_eq!(a.head(), b.head());
+    assert!(fs::read(a.home.join(s1))
+        .unwrap()
+        .ends_with(more1.as_bytes()));
+    assert!(a.home.join("projects/-srv-web/w.jsonl").exists());
+    let o = a.ok(&["--json", "sync", "gpu"]);
+    assert_eq!(report(&o), (0, 0));
+    a.verify();
+    b.verify();
+}

@@ -165,7 +165,7 @@ enum Cmd {
         #[arg(long = "session", value_name = "ID")]
         sessions: Vec<String>,
         /// Only the project directories matching this glob (or the path Claude ran in); repeatable
-        #[arg(long = "project", value_name = "GLOB")]
+        #[arg(long = "project", value_name = "GLOB", allow_hyphen_values = true)]
         projects: Vec<String>,
     },
     /// Fetch what this store lacks, merge here, update this home
@@ -179,7 +179,7 @@ enum Cmd {
         #[arg(long = "session", value_name = "ID")]
         sessions: Vec<String>,
         /// Only the project directories matching this glob (or the path Claude ran in); repeatable
-        #[arg(long = "project", value_name = "GLOB")]
+        #[arg(long = "project", value_name = "GLOB", allow_hyphen_values = true)]
         projects: Vec<String>,
     },
     /// Pull then push: both homes converge
@@ -193,7 +193,7 @@ enum Cmd {
         #[arg(long = "session", value_name = "ID")]
         sessions: Vec<String>,
         /// Only the project directories matching this glob (or the path Claude ran in); repeatable
-        #[arg(long = "project", value_name = "GLOB")]
+        #[arg(long = "project", value_name = "GLOB", allow_hyphen_values = true)]
         projects: Vec<String>,
     },
     /// Play the laptop / GPU-box story on two temp homes, with the real commands
