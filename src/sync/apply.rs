@@ -244,7 +244,12 @@ impl Repo {
         // function of the two snapshots, so both peers compute the same merge.
         let theirs_pm = pathmap_of(self, Some(opts.theirs))?;
         let ours_pm = pathmap_of(self, ours)?;
-        let pm = ours_pm.union(&theirs_pm);
+        let mut pm = ours_pm.union(&theirs_pm);
+        if opts.dry_run {
+            // A real sync first records the rules this machine added (a map change); a dry run
+            // does not commit, so it plans with them directly.
+            pm = pm.union(&self.pathmap()?);
+        }
         let theirs_flat = flat(self, &pm, opts.theirs)?;
         let ours_flat = match ours {
             Some(o) => flat(self, &pm, o)?,

@@ -507,9 +507,16 @@ fn do_push(
         if let Some(rh) = known {
             let theirs = crate::tree::flatten(&repo.objects, repo.snapshot(&rh)?.snap.root)?;
             let ours = crate::tree::flatten(&repo.objects, repo.snapshot(&head)?.snap.root)?;
+            // Shown as the remote names its paths.
+            let pm = repo.pathmap()?;
+            let (theirs, ours) = (pm.canonicalize(&theirs), pm.canonicalize(&ours));
             report.push_plan = super::apply::plan_of(&theirs, &ours)
                 .into_iter()
                 .filter(|i| i.change != "replaced" || !i.session)
+                .map(|mut i| {
+                    i.path = pm.local_path(&i.path, &s.store_id);
+                    i
+                })
                 .collect();
         }
         return Ok(());
