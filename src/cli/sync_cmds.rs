@@ -322,7 +322,11 @@ fn print_dry_run(o: &mut dyn Write, name: &str, report: &SyncReport) -> std::io:
             sessions.iter().filter(|i| i.change != "new").count(),
             files
         )?;
-        for i in plan {
+        // Sessions first; a long plan is cut (--json has every path).
+        const SHOWN: usize = 40;
+        let mut ordered: Vec<&PlanItem> = plan.iter().filter(|i| i.session).collect();
+        ordered.extend(plan.iter().filter(|i| !i.session));
+        for i in ordered.iter().take(SHOWN) {
             let delta = i.bytes_after as i64 - i.bytes_before as i64;
             writeln!(
                 o,
@@ -331,6 +335,13 @@ fn print_dry_run(o: &mut dyn Write, name: &str, report: &SyncReport) -> std::io:
                 i.path,
                 if delta >= 0 { "+" } else { "-" },
                 human_bytes(delta.unsigned_abs())
+            )?;
+        }
+        if ordered.len() > SHOWN {
+            writeln!(
+                o,
+                "  ... and {} more (--json lists every path)",
+                ordered.len() - SHOWN
             )?;
         }
         Ok(())

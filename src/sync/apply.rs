@@ -91,6 +91,23 @@ fn hex_id<S: serde::Serializer>(
 }
 
 impl MergeOutcome {
+    /// Paths as this home names them (the merge works on canonical names).
+    fn localize(&mut self, pm: &PathMap, me: &str) {
+        let r = &mut self.report;
+        for v in [
+            &mut r.sessions_merged,
+            &mut r.conflicts,
+            &mut r.kept_vanished,
+            &mut r.state_resolved,
+            &mut self.held_back,
+            &mut self.deferred,
+        ] {
+            for p in v.iter_mut() {
+                *p = pm.local_path(p, me);
+            }
+        }
+    }
+
     pub fn summary(&self) -> String {
         let mut s = match (self.merge_snapshot, self.fast_forward) {
             (true, _) => format!(
@@ -555,6 +572,7 @@ impl Repo {
             for i in &mut out.plan {
                 i.path = pm.local_path(&i.path, &store_id);
             }
+            out.localize(&pm, &store_id);
             return Ok(out);
         }
         let pack = ins.finish()?;
@@ -692,6 +710,7 @@ impl Repo {
         )
         .map_err(wrap)?;
         t.commit().map_err(wrap)?;
+        out.localize(&pm, &store_id);
         Ok(out)
     }
 }
