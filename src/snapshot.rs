@@ -36,6 +36,8 @@ pub const KINDS: &[&str] = &[
     "merge",
     "scheduled",
     "resolve",
+    "sync",
+    "hook",
 ];
 
 impl Snapshot {
