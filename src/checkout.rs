@@ -180,7 +180,7 @@ impl Repo {
                 self.snapshot(t)?.snap.pathmap.as_ref(),
             ));
         }
-        Ok((pm, self.store_id()?))
+        Ok((pm.with_local_dirs(&self.home), self.store_id()?))
     }
 
     /// Re-read and re-hash every object of a pack just written (the safety snapshot's).
@@ -638,7 +638,24 @@ pub(crate) fn apply_changes(
             }
         }
     }
-    let _ = &plan.current_flat;
+    // Say where a project cut at 200 characters was matched to this home's directory by
+    // prefix (Claude Code gives each machine's cut name its own hash).
+    let mut told = BTreeSet::new();
+    for c in &plan.changes {
+        if let Some(dir) = c
+            .path
+            .strip_prefix("projects/")
+            .and_then(|r| r.split('/').next())
+        {
+            if told.insert(dir.to_string()) {
+                if let Some(local) = plan.pathmap.matched_by_prefix(dir, &plan.me) {
+                    eprintln!(
+                        "sage: projects/{dir} is this home's projects/{local} (a name Claude Code cut at 200 characters, matched by prefix)"
+                    );
+                }
+            }
+        }
+    }
     // 1. Remove what the target lacks (files, symlinks, empty directories).
     let target_dirs: BTreeSet<&str> = plan
         .target_flat

@@ -23,10 +23,43 @@ pub type RawPathMap = BTreeMap<String, BTreeMap<String, (String, i64)>>;
 /// Claude Code cuts project directory names longer than this and appends a hash.
 pub const MAX_DIR_NAME: usize = 200;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct PathMap {
     classes: RawPathMap,
+    /// This home's project directories (not part of the map: context for matching names
+    /// Claude Code cut at 200 characters, see `local_dir`).
+    local_dirs: Vec<String>,
+    /// Context too: cut names folded into one (`with_folds_for`), applied by `canonicalize`.
+    folds: BTreeMap<String, String>,
 }
+
+impl PartialEq for PathMap {
+    fn eq(&self, other: &PathMap) -> bool {
+        self.classes == other.classes
+    }
+}
+impl Eq for PathMap {}
+
+/// The body of a name Claude Code cut (its first 200 characters, before `-<hash>`), given
+/// the length the body must have; `None` when the name does not have that shape.
+fn cut_body(name: &str, body_len: usize) -> Option<&str> {
+    let (body, hash) = name.rsplit_once('-')?;
+    (body.len() == body_len
+        && body.len() >= MIN_CUT_BODY
+        && !hash.is_empty()
+        && hash.len() <= 64
+        && hash.chars().all(|c| c.is_ascii_alphanumeric()))
+    .then_some(body)
+}
+
+/// Two cut bodies name one project when one is a prefix of the other.
+fn bodies_meet(a: &str, b: &str) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+/// Matching cut names by prefix needs this much shared text, so that unrelated projects
+/// never meet.
+const MIN_CUT_BODY: usize = 100;
 
 /// `name` starts with the encoded prefix at a path-component boundary: the rest.
 fn strip<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
@@ -38,6 +71,8 @@ impl PathMap {
     pub fn from_raw(raw: Option<&RawPathMap>) -> PathMap {
         let mut m = PathMap {
             classes: raw.cloned().unwrap_or_default(),
+            local_dirs: Vec::new(),
+            folds: BTreeMap::new(),
         };
         m.normalize();
         m
@@ -49,6 +84,129 @@ impl PathMap {
 
     pub fn is_empty(&self) -> bool {
         self.classes.is_empty()
+    }
+
+    /// Give the map this home's project directory names, for matching cut names.
+    pub fn with_local_dirs(mut self, home: &std::path::Path) -> PathMap {
+        self.local_dirs = std::fs::read_dir(home.join("projects"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self
+    }
+
+    /// The body of a canonical name that comes from a name Claude Code cut at 200 characters
+    /// on some machine: the cut name's prefix `P` became the class key `K`, so the body is
+    /// `200 - |P| + |K|` long for one of the class's prefixes (or exactly 200 unmapped).
+    fn canonical_cut_body<'a>(&self, c: &'a str) -> Option<&'a str> {
+        if let Some(b) = cut_body(c, MAX_DIR_NAME) {
+            return Some(b);
+        }
+        for (key, class) in &self.classes {
+            if strip(c, key).is_none() {
+                continue;
+            }
+            for (p, _) in class.values() {
+                let len = (MAX_DIR_NAME + key.len()).checked_sub(p.len());
+                if let Some(b) = len.and_then(|l| cut_body(c, l)) {
+                    return Some(b);
+                }
+            }
+        }
+        None
+    }
+
+    /// Canonical names of one project cut differently on two machines (by Claude Code, at 200
+    /// characters, each with its own hash) fold into one: for every group of such names among
+    /// `names` whose bodies are prefixes of one another, each maps to the group's smallest.
+    /// Only names that change are returned. Symmetric: a function of the set of names.
+    pub fn fold_cut_names<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeMap<String, String> {
+        let mut cut: Vec<(&str, &str)> = names
+            .into_iter()
+            .filter_map(|n| self.canonical_cut_body(n).map(|b| (n, b)))
+            .collect();
+        cut.sort();
+        cut.dedup();
+        let mut out = BTreeMap::new();
+        for (n, b) in &cut {
+            let least = cut
+                .iter()
+                .filter(|(_, b2)| bodies_meet(b, b2))
+                .map(|(n2, _)| *n2)
+                .min()
+                .unwrap_or(n);
+            if least != *n {
+                out.insert(n.to_string(), least.to_string());
+            }
+        }
+        out
+    }
+
+    /// Rename project directories of a canonical tree by `renames` (from `fold_cut_names`),
+    /// folding them into the directory they are renamed to. Where both hold a path, the larger
+    /// version stays (sessions only grow; the other stays in the history).
+    pub fn rename_cut(flat: &FlatTree, renames: &BTreeMap<String, String>) -> FlatTree {
+        if renames.is_empty() {
+            return flat.clone();
+        }
+        let mut out = FlatTree::new();
+        let mut moved = Vec::new();
+        for (p, e) in flat {
+            let mut parts = p.splitn(3, '/');
+            let (top, dir, rest) = (parts.next(), parts.next(), parts.next());
+            match (top, dir.and_then(|d| renames.get(d))) {
+                (Some("projects"), Some(new)) => {
+                    let mut e = e.clone();
+                    let np = match rest {
+                        Some(r) => format!("projects/{new}/{r}"),
+                        None => {
+                            e.name = new.clone();
+                            format!("projects/{new}")
+                        }
+                    };
+                    moved.push((np, e));
+                }
+                _ => {
+                    out.insert(p.clone(), e.clone());
+                }
+            }
+        }
+        for (p, e) in moved {
+            match out.get(&p) {
+                Some(cur) if cur.kind == EntryKind::Dir || cur.size >= e.size => {}
+                _ => {
+                    out.insert(p, e);
+                }
+            }
+        }
+        out
+    }
+
+    /// Fold cut names among the project directories of `trees` (see `fold_cut_names`): the
+    /// map then applies the folds in `canonicalize`.
+    pub fn with_folds_for(mut self, trees: &[&FlatTree]) -> PathMap {
+        let mut names: Vec<String> = Vec::new();
+        for t in trees {
+            for p in t.keys() {
+                if let Some(d) = p
+                    .strip_prefix("projects/")
+                    .and_then(|r| r.split('/').next())
+                {
+                    names.push(self.canonical_dir(d));
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        self.folds = self.fold_cut_names(names.iter().map(String::as_str));
+        self
     }
 
     pub fn classes(&self) -> &RawPathMap {
@@ -152,7 +310,46 @@ impl PathMap {
                 }
             }
         }
-        best.map(|b| b.1).unwrap_or(canon)
+        let local = best.map(|b| b.1).unwrap_or(canon.clone());
+        // A name Claude Code cut: this home's directory of that project, if it has one, is
+        // the one whose cut body meets ours (matched by prefix).
+        if !self.local_dirs.contains(&local) {
+            if let Some(body) = self.canonical_cut_body(&canon) {
+                let local_body = self.local_dir_plain(body, store);
+                if let Some(d) = self
+                    .local_dirs
+                    .iter()
+                    .filter(|d| {
+                        cut_body(d, MAX_DIR_NAME).is_some_and(|b| bodies_meet(b, &local_body))
+                    })
+                    .min()
+                {
+                    return d.clone();
+                }
+            }
+        }
+        local
+    }
+
+    /// `local_dir` without the cut-name matching (for bodies).
+    fn local_dir_plain(&self, canon: &str, store: &str) -> String {
+        let mut best: Option<(usize, String)> = None;
+        for (key, class) in &self.classes {
+            if let (Some(rest), Some((p, _))) = (strip(canon, key), class.get(store)) {
+                if !p.is_empty() && best.as_ref().is_none_or(|b| key.len() > b.0) {
+                    best = Some((key.len(), format!("{p}{rest}")));
+                }
+            }
+        }
+        best.map(|b| b.1).unwrap_or(canon.to_string())
+    }
+
+    /// Was `canon` matched by prefix to a different directory of this home (for telling the
+    /// user)?
+    pub fn matched_by_prefix(&self, canon: &str, store: &str) -> Option<String> {
+        let plain = self.local_dir_plain(&self.canonical_dir(canon), store);
+        let got = self.local_dir(canon, store);
+        (got != plain).then_some(got)
     }
 
     fn map_path(&self, path: &str, f: impl Fn(&str) -> String) -> String {
@@ -186,7 +383,8 @@ impl PathMap {
     /// also present as a directory of its own keeps its local name (no two directories are
     /// folded into one silently).
     pub fn canonicalize(&self, flat: &FlatTree) -> FlatTree {
-        self.rename_dirs(flat, |d| self.canonical_dir(d))
+        let c = self.rename_dirs(flat, |d| self.canonical_dir(d));
+        PathMap::rename_cut(&c, &self.folds)
     }
 
     /// A canonical tree with `store`'s local project names.
@@ -351,6 +549,36 @@ mod tests {
         );
         let c = m.canonicalize(&both);
         assert!(c.contains_key("projects/-workspace-app/a.jsonl"));
+    }
+
+    /// Claude Code's cut: the first 200 characters, `-`, a hash.
+    fn cut(name: &str, hash: &str) -> String {
+        format!("{}-{hash}", &name[..MAX_DIR_NAME])
+    }
+
+    #[test]
+    fn names_cut_at_200_characters_meet_by_prefix() {
+        let m = laptop_gpu();
+        let tail = format!("-deep{}", "-x1y2z3".repeat(40));
+        let l = cut(&format!("-Users-me-code{tail}"), "h1a2");
+        let g = cut(&format!("-workspace{tail}"), "g9b8");
+        // in canonical form both are cut names of one project: they fold into one
+        let cg = m.canonical_dir(&g);
+        let folds = m.fold_cut_names([l.as_str(), cg.as_str()]);
+        let least = l.clone().min(cg.clone());
+        let other = if least == l { &cg } else { &l };
+        assert_eq!(folds.get(other.as_str()), Some(&least), "{folds:?}");
+        assert_eq!(folds.len(), 1);
+        // applied on the GPU box, the folded name is the GPU box's own directory
+        let mut on_gpu = m.clone();
+        on_gpu.local_dirs = vec![g.clone(), "-workspace-app".into()];
+        assert_eq!(on_gpu.local_dir(&least, "G"), g);
+        assert!(on_gpu.matched_by_prefix(&least, "G").is_some() || least == cg);
+        // unrelated short names never fold, nor do cut names of other projects
+        let other_cut = cut(&format!("-Users-me-code-other{tail}"), "h3");
+        assert!(m
+            .fold_cut_names(["-a-b", "-a-c", l.as_str(), other_cut.as_str()])
+            .is_empty());
     }
 
     #[test]

@@ -366,12 +366,17 @@ impl Repo {
         )?;
         let mut out = out;
         // Trees hold canonical project names (store-format.md, "Path maps").
-        let pm = self.pathmap()?;
+        let mut pm = self.pathmap()?;
         let head_pm = match head {
             Some(h) => PathMap::from_raw(self.snapshot(&h)?.snap.pathmap.as_ref()),
             None => PathMap::default(),
         };
         if !pm.is_empty() {
+            let head_raw = match head_root {
+                Some(r) => flatten(&self.objects, r)?,
+                None => FlatTree::new(),
+            };
+            pm = pm.with_folds_for(&[&head_raw, &out.flat]);
             out.flat = pm.canonicalize(&out.flat);
         }
         let overlay = crate::sync::overlay::load(&self.db)?;
@@ -492,6 +497,11 @@ impl Repo {
         let mut out = scan(home, &rules, &self.objects, &cache, Some(mem), &|_, _| {})?;
         let pm = self.pathmap()?;
         if !pm.is_empty() {
+            let head_raw = match self.head()? {
+                Some(h) => self.flat_of(&h)?,
+                None => FlatTree::new(),
+            };
+            let pm = pm.with_folds_for(&[&head_raw, &out.flat]);
             out.flat = pm.canonicalize(&out.flat);
         }
         // Where this home deliberately differs from HEAD (overlay), it counts as unchanged.
@@ -555,7 +565,8 @@ impl Repo {
         let flat = flatten(&self.objects, row.snap.root)?;
         let pm = self
             .pathmap()?
-            .union(&PathMap::from_raw(row.snap.pathmap.as_ref()));
+            .union(&PathMap::from_raw(row.snap.pathmap.as_ref()))
+            .with_local_dirs(&self.home);
         if pm.is_empty() {
             return Ok(flat);
         }
@@ -564,7 +575,7 @@ impl Repo {
 
     /// A canonical tree (a scan's) under this home's names.
     pub fn localize(&self, flat: FlatTree) -> Result<FlatTree> {
-        let pm = self.pathmap()?;
+        let pm = self.pathmap()?.with_local_dirs(&self.home);
         if pm.is_empty() {
             return Ok(flat);
         }

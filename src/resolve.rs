@@ -276,7 +276,7 @@ pub fn resolve(repo: &mut Repo, which: &[ConflictInfo], choice: Choice) -> Resul
         guard,
         undo: None,
         description: "resolve".into(),
-        pathmap: pm.clone(),
+        pathmap: pm.clone().with_local_dirs(&repo.home),
         me: me.clone(),
     };
     let written = crate::checkout::apply_changes(repo, &repo.home.clone(), &plan)?;

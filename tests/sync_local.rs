@@ -976,3 +976,67 @@ fn a_selective_sync_moves_only_the_named_sessions_and_projects() {
     a.verify();
     b.verify();
 }
+
+/// A project path over 200 characters: Claude Code cuts each machine's directory name and gives
+/// it its own hash. With a map, the two cut names are matched by prefix (and sage says so): the
+/// sessions meet in each machine's own directory, and the machines converge.
+#[test]
+fn cut_project_names_are_matched_by_prefix() {
+    let w = World::new();
+    let a = w.machine("laptop");
+    let b = w.machine("gpu");
+    let tail = format!("-research{}", "-experiment-run".repeat(16));
+    let cut = |full: &str, hash: &str| format!("{}-{hash}", &full[..200]);
+    let dl = cut(&format!("-Users-me-code{tail}"), "1k2j3h");
+    let dg = cut(&format!("-workspace{tail}"), "9z8y7x");
+    let mut rng = Rng::new(50);
+    let s1 = session_lines(&mut rng, "s1", 20, 4, "laptop");
+    let s2 = session_lines(&mut rng, "s2", 21, 4, "gpu");
+    write(&a.home.join(format!("projects/{dl}/s1.jsonl")), &s1);
+    write(&b.home.join(format!("projects/{dg}/s2.jsonl")), &s2);
+    a.commit();
+    b.commit();
+    let wrap = b.wrapper(&w.path("gpu-sage"), &WrapperOpts::default());
+    a.add_pipe_remote("gpu", &b, &wrap, &["--map", "/Users/me/code=/workspace"]);
+    // the side whose cut name is not the canonical one says so as it applies
+    let o = a.ok(&["sync", "gpu"]);
+    assert!(o.all().contains("matched by prefix"), "{}", o.all());
+    for (m, dir) in [(&a, &dl), (&b, &dg)] {
+        let d = m.home.join("projects").join(dir);
+        assert_eq!(
+            fs::read(d.join("s1.jsonl")).unwrap(),
+            s1.as_bytes(),
+            "{}",
+            m.name
+        );
+        assert_eq!(
+            fs::read(d.join("s2.jsonl")).unwrap(),
+            s2.as_bytes(),
+            "{}",
+            m.name
+        );
+        let n = fs::read_dir(m.home.join("projects")).unwrap().count();
+        assert_eq!(n, 1, "{}: one project directory", m.name);
+    }
+    assert_eq!(a.head(), b.head());
+    // stable: nothing changes, nothing moves, and a continued session still meets
+    for m in [&a, &b] {
+        assert!(
+            m.ok(&["commit"]).text().starts_with("nothing changed"),
+            "{}",
+            m.name
+        );
+    }
+    let o = a.ok(&["--json", "sync", "gpu"]);
+    assert_eq!(report(&o), (0, 0), "{}", o.text());
+    let more = session_lines(&mut rng, "s2", 22, 2, "gpu-more");
+    append(&b.home.join(format!("projects/{dg}/s2.jsonl")), &more);
+    a.ok(&["sync", "gpu"]);
+    assert_eq!(
+        fs::read(a.home.join(format!("projects/{dl}/s2.jsonl"))).unwrap(),
+        format!("{s2}{more}").as_bytes()
+    );
+    assert_eq!(a.head(), b.head());
+    a.verify();
+    b.verify();
+}

@@ -34,6 +34,9 @@ pub struct MergeOutcome {
     pub deferred: Vec<String>,
     pub written: usize,
     pub sessions_extended: usize,
+    /// Project directories matched by prefix (names Claude Code cut at 200 characters).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched_by_prefix: Vec<String>,
     /// `--dry-run`: what the home would gain, path by path.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<PlanItem>,
@@ -137,6 +140,9 @@ impl MergeOutcome {
                 ", {} live sessions deferred to the next sync",
                 self.deferred.len()
             ));
+        }
+        for m in &self.matched_by_prefix {
+            s.push_str(&format!("; {m}"));
         }
         s
     }
@@ -267,6 +273,17 @@ impl Repo {
             // does not commit, so it plans with them directly.
             pm = pm.union(&self.pathmap()?);
         }
+        // One project cut at 200 characters differently on two machines folds into one name
+        // (a function of both heads' names, so both peers fold alike).
+        let raw_of = |id: Option<ObjectId>| -> Result<FlatTree> {
+            match id {
+                Some(i) => flatten(&self.objects, self.snapshot(&i)?.snap.root),
+                None => Ok(FlatTree::new()),
+            }
+        };
+        let pm = pm
+            .with_folds_for(&[&raw_of(ours)?, &raw_of(Some(opts.theirs))?])
+            .with_local_dirs(&self.home);
         let theirs_flat = flat(self, &pm, opts.theirs)?;
         let ours_flat = match ours {
             Some(o) => flat(self, &pm, o)?,
@@ -657,6 +674,22 @@ impl Repo {
             pathmap: pm.clone(),
             me: store_id.clone(),
         };
+        let mut dirs = std::collections::BTreeSet::new();
+        for c in &plan.changes {
+            if let Some(d) = c
+                .path
+                .strip_prefix("projects/")
+                .and_then(|r| r.split('/').next())
+            {
+                if dirs.insert(d.to_string()) {
+                    if let Some(local) = plan.pathmap.matched_by_prefix(d, &plan.me) {
+                        out.matched_by_prefix.push(format!(
+                            "projects/{d} matched by prefix to this home's projects/{local} (Claude Code cut both names at 200 characters)"
+                        ));
+                    }
+                }
+            }
+        }
         let written = if self.own_home {
             apply_changes(self, &self.home.clone(), &plan)?
         } else {
