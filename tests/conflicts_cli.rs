@@ -171,3 +171,38 @@ fn held_back_configuration_is_listed_and_applied_only_when_asked() {
     assert_eq!(fs::read(b.home.join("settings.json")).unwrap(), before);
     a.verify();
 }
+
+/// On a terminal, `sage resolve` shows each conflict's diff and asks.
+#[test]
+fn resolve_on_a_terminal_shows_the_diff_and_asks() {
+    use std::io::Write;
+    let w = World::new();
+    let (a, b) = pair(&w, 72);
+    write(&a.home.join("CLAUDE.md"), "# rules\nbe brief (laptop)\n");
+    write(&b.home.join("CLAUDE.md"), "# rules\nbe thorough (gpu)\n");
+    a.ok(&["sync", "gpu"]);
+    let cmdline = format!("'{}' --home '{}' resolve", sage_bin(), a.home.display());
+    let mut c = std::process::Command::new("script");
+    c.env("HOME", &a.user)
+        .env("XDG_DATA_HOME", &a.xdg)
+        .env("SAGE_HOST", &a.host)
+        .args(["-qec", &cmdline, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("script(1)");
+    child.stdin.take().unwrap().write_all(b"t\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("-be brief (laptop)") && text.contains("+be thorough (gpu)"),
+        "{text}"
+    );
+    assert!(text.contains("keep [o]urs, [t]heirs, [b]oth"), "{text}");
+    assert!(text.contains("resolved CLAUDE.md: theirs"), "{text}");
+    assert_eq!(
+        fs::read_to_string(a.home.join("CLAUDE.md")).unwrap(),
+        "# rules\nbe thorough (gpu)\n"
+    );
+}
