@@ -8,6 +8,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
 use crate::object::{decode, Conflict, EntryKind};
 use crate::repo::Repo;
+use crate::store::ObjectStore;
 use crate::tree::FlatTree;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -86,85 +87,112 @@ pub fn restore_test(
         let plan = other.prepare_checkout(snapshot, &[], false)?;
         other.apply_checkout(plan)?;
     }
-    let flat = repo.flat_of(&snapshot)?;
-    let mut report = compare_tree(repo, &flat, &target)?;
+    // The restore wrote this machine's project names (store-format.md §13.1).
+    let (pm, me) = repo.plan_names(Some(&snapshot))?;
+    let pm = crate::pathmap::PathMap::from_raw(pm.to_raw().as_ref());
+    let flat = pm.localize(&pm.canonicalize(&repo.flat_of(&snapshot)?), &me);
+    let mut report = compare_tree(&repo.objects, &flat, &target)?;
     report.snapshot = snapshot.to_hex();
     Ok(report)
 }
 
 /// Compare the directory `root` with `flat`.
-pub fn compare_tree(repo: &Repo, flat: &FlatTree, root: &Path) -> Result<RestoreTestReport> {
-    let mut r = RestoreTestReport::default();
-    for (path, e) in flat {
-        let p = root.join(path);
-        let m = match std::fs::symlink_metadata(&p) {
-            Ok(m) => m,
-            Err(_) => {
-                r.mismatches.push(Mismatch {
-                    path: path.clone(),
-                    why: "missing after the restore".into(),
-                });
-                continue;
+/// What checking one path found.
+enum Checked {
+    Dir,
+    Symlink,
+    File(u64),
+    Mismatch(String),
+}
+
+fn check_one(
+    objects: &ObjectStore,
+    root: &Path,
+    path: &str,
+    e: &crate::object::Entry,
+) -> Result<Checked> {
+    let p = root.join(path);
+    let Ok(m) = std::fs::symlink_metadata(&p) else {
+        return Ok(Checked::Mismatch("missing after the restore".into()));
+    };
+    Ok(match e.kind {
+        EntryKind::Dir => {
+            if m.is_dir() {
+                Checked::Dir
+            } else {
+                Checked::Mismatch("should be a directory".into())
             }
-        };
-        let mut miss = |why: String| {
-            r.mismatches.push(Mismatch {
-                path: path.clone(),
-                why,
-            })
-        };
-        match e.kind {
-            EntryKind::Dir => {
-                if m.is_dir() {
-                    r.dirs += 1;
-                } else {
-                    miss("should be a directory".into());
-                }
+        }
+        EntryKind::Symlink => {
+            let t = std::fs::read_link(&p).ok();
+            use std::os::unix::ffi::OsStrExt;
+            if t.as_ref().map(|t| t.as_os_str().as_bytes()) == Some(&e.target[..]) {
+                Checked::Symlink
+            } else {
+                Checked::Mismatch("symlink target differs (or not a symlink)".into())
             }
-            EntryKind::Symlink => {
-                let t = std::fs::read_link(&p).ok();
-                use std::os::unix::ffi::OsStrExt;
-                if t.as_ref().map(|t| t.as_os_str().as_bytes()) == Some(&e.target[..]) {
-                    r.symlinks += 1;
-                } else {
-                    miss("symlink target differs (or not a symlink)".into());
-                }
+        }
+        EntryKind::File | EntryKind::Session | EntryKind::Conflict => {
+            if !m.file_type().is_file() {
+                return Ok(Checked::Mismatch("should be a regular file".into()));
             }
-            EntryKind::File | EntryKind::Session | EntryKind::Conflict => {
-                if !m.file_type().is_file() {
-                    miss("should be a regular file".into());
-                    continue;
-                }
-                // A conflict value restores one of its sides.
-                let candidates = if e.kind == EntryKind::Conflict {
-                    let id =
-                        e.id.ok_or_else(|| Error::Other(format!("{path}: conflict without id")))?;
-                    let c: Conflict = decode(id, &repo.objects.read(id, crate::Kind::Conflict)?)?;
-                    c.sides.into_iter().map(|(_, e)| e).collect()
-                } else {
-                    vec![e.clone()]
-                };
-                let mut why = String::from("no side of the conflict matches");
-                let mut ok = false;
-                for c in &candidates {
-                    match compare_file(repo, c, &p, m.len())? {
-                        None => {
-                            ok = true;
-                            break;
-                        }
-                        Some(w) => why = w,
+            // A conflict value restores one of its sides.
+            let candidates = if e.kind == EntryKind::Conflict {
+                let id =
+                    e.id.ok_or_else(|| Error::Other(format!("{path}: conflict without id")))?;
+                let c: Conflict = decode(id, &objects.read(id, crate::Kind::Conflict)?)?;
+                c.sides.into_iter().map(|(_, e)| e).collect()
+            } else {
+                vec![e.clone()]
+            };
+            let mut why = String::from("no side of the conflict matches");
+            let mut ok = false;
+            for c in &candidates {
+                match compare_file(objects, c, &p, m.len())? {
+                    None => {
+                        ok = true;
+                        break;
                     }
-                }
-                let exec = m.permissions().mode() & 0o100 != 0;
-                if !ok {
-                    miss(why);
-                } else if e.kind != EntryKind::Conflict && exec != e.exec {
-                    miss(format!("exec bit is {exec}, stored {}", e.exec));
-                } else {
-                    r.files += 1;
-                    r.bytes += m.len();
+                    Some(w) => why = w,
                 }
             }
+            let exec = m.permissions().mode() & 0o100 != 0;
+            if !ok {
+                Checked::Mismatch(why)
+            } else if e.kind != EntryKind::Conflict && exec != e.exec {
+                Checked::Mismatch(format!("exec bit is {exec}, stored {}", e.exec))
+            } else {
+                Checked::File(m.len())
+            }
+        }
+    })
+}
+
+pub fn compare_tree(
+    objects: &ObjectStore,
+    flat: &FlatTree,
+    root: &Path,
+) -> Result<RestoreTestReport> {
+    use rayon::prelude::*;
+    let mut r = RestoreTestReport::default();
+    // Files are compared in parallel (each is read back and rebuilt from the store).
+    let entries: Vec<(&String, &crate::object::Entry)> = flat.iter().collect();
+    let checked: Vec<Result<Checked>> = entries
+        .par_iter()
+        .map(|(path, e)| check_one(objects, root, path, e))
+        .collect();
+    for ((path, _), c) in entries.iter().zip(checked) {
+        match c? {
+            Checked::Dir => r.dirs += 1,
+            Checked::Symlink => r.symlinks += 1,
+            Checked::File(n) => {
+                r.files += 1;
+                r.bytes += n;
+            }
+            Checked::Mismatch(why) => r.mismatches.push(Mismatch {
+                path: (*path).clone(),
+                why,
+            }),
         }
     }
     // Nothing that the snapshot lacks. The tree lists files and empty directories; the
@@ -196,7 +224,7 @@ pub fn compare_tree(repo: &Repo, flat: &FlatTree, root: &Path) -> Result<Restore
 
 /// `None` if the file at `p` holds exactly the entry's bytes, else what differs.
 fn compare_file(
-    repo: &Repo,
+    objects: &ObjectStore,
     e: &crate::object::Entry,
     p: &Path,
     len: u64,
@@ -211,7 +239,7 @@ fn compare_file(
         first_diff: None,
         buf: Vec::new(),
     };
-    repo.write_entry(e, &mut w)?;
+    objects.write_entry(e, &mut w)?;
     if let Some(at) = w.first_diff {
         return Ok(Some(format!("content differs at byte {at}")));
     }
