@@ -254,7 +254,10 @@ impl Db {
             .map_err(|e| self.db_err(e))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.db_err(e))?;
-        Ok(ids.into_iter().filter_map(|b| ObjectId::from_slice(&b)).collect())
+        Ok(ids
+            .into_iter()
+            .filter_map(|b| ObjectId::from_slice(&b))
+            .collect())
     }
 
     pub fn is_pruned(&self, id: &ObjectId) -> Result<bool> {

@@ -145,11 +145,7 @@ pub fn plan(repo: &Repo, opts: &GcOptions) -> Result<GcPlan> {
 }
 
 /// As [`plan`], as if the snapshots `also_pruned` were marked pruned too (prune's preview).
-pub fn plan_with(
-    repo: &Repo,
-    opts: &GcOptions,
-    also_pruned: &HashSet<ObjectId>,
-) -> Result<GcPlan> {
+pub fn plan_with(repo: &Repo, opts: &GcOptions, also_pruned: &HashSet<ObjectId>) -> Result<GcPlan> {
     if let Some((p, why)) = repo.objects.broken.first() {
         return Err(Error::Other(format!(
             "pack {} is damaged ({why}); gc rewrites packs only in a healthy store\n  fix: run `sage verify --repair` first",
@@ -193,7 +189,10 @@ pub fn plan_with(
         }
     }
     for b in db_blobs(repo, "SELECT entry FROM statcache")? {
-        if let Some((id, k)) = crate::scan::cached_entry(&b).as_ref().and_then(entry_target) {
+        if let Some((id, k)) = crate::scan::cached_entry(&b)
+            .as_ref()
+            .and_then(entry_target)
+        {
             w.visit_optional(id, k)?;
         }
     }

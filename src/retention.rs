@@ -38,7 +38,11 @@ pub struct Span {
 impl Span {
     /// Parse `1y2m3d4h` (any subset, in this order or not; at least one unit).
     pub fn parse(s: &str) -> Result<Span> {
-        let bad = || Error::Usage(format!("cannot parse duration {s:?}: use e.g. 7d, 12h, 1y6m"));
+        let bad = || {
+            Error::Usage(format!(
+                "cannot parse duration {s:?}: use e.g. 7d, 12h, 1y6m"
+            ))
+        };
         let mut span = Span::default();
         let mut num = String::new();
         let mut any = false;
@@ -273,7 +277,9 @@ pub fn protected(repo: &Repo) -> Result<BTreeMap<ObjectId, String>> {
         .prepare("SELECT name, id FROM refs")
         .map_err(|e| repo.db.db_err(e))?;
     let refs = st
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
         .map_err(|e| repo.db.db_err(e))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(|e| repo.db.db_err(e))?;
@@ -283,7 +289,10 @@ pub fn protected(repo: &Repo) -> Result<BTreeMap<ObjectId, String>> {
         }
     }
     for op in repo.db.ops()?.into_iter().take(PROTECT_OPS) {
-        for id in [op.head_before, op.head_after, op.safety].into_iter().flatten() {
+        for id in [op.head_before, op.head_after, op.safety]
+            .into_iter()
+            .flatten()
+        {
             out.entry(id)
                 .or_insert(format!("undo of op #{} ({})", op.seq, op.kind));
         }
@@ -302,9 +311,10 @@ pub fn protected(repo: &Repo) -> Result<BTreeMap<ObjectId, String>> {
         let remote = k.trim_start_matches("care.pushed.");
         let head = serde_json::from_str::<serde_json::Value>(&v)
             .ok()
-            .and_then(|j| j["head"].as_str().and_then(|h| ObjectId::from_hex(h)));
+            .and_then(|j| j["head"].as_str().and_then(ObjectId::from_hex));
         if let Some(h) = head {
-            out.entry(h).or_insert(format!("shared with remote {remote}"));
+            out.entry(h)
+                .or_insert(format!("shared with remote {remote}"));
         }
     }
     let mut st = repo
@@ -313,13 +323,16 @@ pub fn protected(repo: &Repo) -> Result<BTreeMap<ObjectId, String>> {
         .prepare("SELECT name, last_head FROM remotes WHERE last_head IS NOT NULL")
         .map_err(|e| repo.db.db_err(e))?;
     let heads = st
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
         .map_err(|e| repo.db.db_err(e))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(|e| repo.db.db_err(e))?;
     for (name, id) in heads {
         if let Some(id) = ObjectId::from_slice(&id) {
-            out.entry(id).or_insert(format!("shared with remote {name}"));
+            out.entry(id)
+                .or_insert(format!("shared with remote {name}"));
         }
     }
     Ok(out)

@@ -146,7 +146,7 @@ enum Cmd {
     Prune {
         #[command(flatten)]
         policy: retention::PolicyArgs,
-        /// Store the given rules as this store's defaults (`meta` row `retention.policy`)
+        /// Only store the given rules as this store's defaults (`meta` row `retention.policy`)
         #[arg(long)]
         save_defaults: bool,
         /// Show which snapshots are kept and why; change nothing

@@ -70,7 +70,12 @@ fn describe(p: &Policy) -> String {
 
 fn gc_preview(o: &mut dyn Write, g: &GcPlan) -> std::io::Result<()> {
     if g.is_noop() {
-        writeln!(o, "packs: nothing to rewrite ({} packs, {})", g.packs_before, human_bytes(g.bytes_before))
+        writeln!(
+            o,
+            "packs: nothing to rewrite ({} packs, {})",
+            g.packs_before,
+            human_bytes(g.bytes_before)
+        )
     } else {
         writeln!(
             o,
@@ -227,9 +232,7 @@ pub fn prune(
         if !ctx.quiet && !ctx.json {
             println!("retention defaults: {}", describe(&given));
         }
-        if given.is_empty() {
-            return Ok(0);
-        }
+        return Ok(0);
     }
     let _lock = repo.lock("prune")?;
     let policy = retention::stored_policy(&repo)?.overlay(&given);
