@@ -306,6 +306,40 @@ fn defaults_come_from_the_store() {
     drop(hist);
 }
 
+/// A database lost after a prune is rebuilt from the packs: the pruned snapshots (their
+/// objects are kept, their trees are not) come back as rows marked pruned.
+#[test]
+fn repair_rebuilds_pruned_rows_from_the_packs() {
+    let env = Env::new();
+    let hist = daily_history(&env, 14, 14);
+    run(&mut prune_cmd(&env, &["--keep-last", "2", FLAG]));
+    let log = env.ok(&["--json", "log"]).json();
+    let pruned_before: BTreeSet<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["pruned"] == true)
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pruned_before.len(), 3, "14 - 11 protected by the op log");
+    for f in ["sage.db", "sage.db-wal", "sage.db-shm"] {
+        let _ = std::fs::remove_file(env.store.join(f));
+    }
+    env.ok(&["verify", "--repair"]);
+    assert_store_clean(&env, "after repair");
+    let log = env.ok(&["--json", "log"]).json();
+    let rows = log.as_array().unwrap();
+    assert_eq!(rows.len(), 14);
+    let pruned_after: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r["pruned"] == true)
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pruned_after, pruned_before);
+    let (id, _, tree) = hist.last().unwrap();
+    assert_restores(&env, id, tree, "head-after-repair");
+}
+
 #[test]
 fn gc_merges_small_packs_and_keeps_every_snapshot() {
     let env = Env::new();
