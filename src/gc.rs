@@ -120,12 +120,15 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// A root that may legitimately be gone (a stat-cache or overlay row): skipped if absent.
+    /// A root nothing promises complete (a stat-cache, overlay or intent row, an unindexed
+    /// snapshot): whatever of it is present and complete is kept, a missing object is no error.
+    /// Such roots are visited after every promised one, so an object left `seen` by an
+    /// abandoned walk can only be one no promised tree reaches.
     fn visit_optional(&mut self, id: ObjectId, kind: Kind) -> Result<()> {
-        if self.repo.objects.contains(&id)? {
-            self.visit(id, kind)?;
+        match self.visit(id, kind) {
+            Err(Error::MissingObject { .. }) => Ok(()),
+            other => other,
         }
-        Ok(())
     }
 }
 
@@ -173,6 +176,12 @@ pub fn plan_with(repo: &Repo, opts: &GcOptions, also_pruned: &HashSet<ObjectId>)
     for r in rows.iter().rev() {
         snaps.push((r.id, r.snap.clone()));
     }
+    // Promised trees first: every snapshot row not pruned.
+    for (id, s) in &snaps {
+        if !pruned.contains(id) {
+            w.visit(s.root, Kind::DirNode)?;
+        }
+    }
     let mut unindexed: Vec<ObjectId> = in_packs
         .iter()
         .filter(|(id, k)| **k == Kind::Snapshot && !known.contains(id))
@@ -182,11 +191,6 @@ pub fn plan_with(repo: &Repo, opts: &GcOptions, also_pruned: &HashSet<ObjectId>)
     for id in unindexed {
         let raw = repo.objects.read(id, Kind::Snapshot)?;
         snaps.push((id, Snapshot::decode(id, &raw)?));
-    }
-    for (id, s) in &snaps {
-        if !pruned.contains(id) {
-            w.visit(s.root, Kind::DirNode)?;
-        }
     }
     for b in db_blobs(repo, "SELECT entry FROM statcache")? {
         if let Some((id, k)) = crate::scan::cached_entry(&b)
@@ -210,12 +214,17 @@ pub fn plan_with(repo: &Repo, opts: &GcOptions, also_pruned: &HashSet<ObjectId>)
             w.visit_optional(id, Kind::Session)?;
         }
     }
+    for (id, s) in &snaps[rows.len()..] {
+        if !pruned.contains(id) {
+            w.visit_optional(s.root, Kind::DirNode)?;
+        }
+    }
     for (id, _) in &snaps {
         if w.seen.insert(*id) {
             w.order.push((Kind::Snapshot, *id));
         }
     }
-    let live: HashSet<ObjectId> = w.seen.iter().copied().collect();
+    let live: HashSet<ObjectId> = w.order.iter().map(|(_, id)| *id).collect();
     let mut plan = GcPlan {
         packs_before: repo.objects.packs().len(),
         bytes_before: repo.objects.total_size(),

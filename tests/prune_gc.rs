@@ -254,6 +254,18 @@ fn ninety_daily_snapshots_pruned_by_restic_rules() {
     assert_ne!(o.code, Some(0));
     assert!(o.stderr.contains("pruned"), "{}", o.stderr);
 
+    // show and log --session start at the oldest kept snapshot
+    let oldest_kept = hist.iter().find(|h| want.contains(&h.0)).unwrap();
+    env.ok(&["show", &oldest_kept.0]);
+    let o = env.ok(&[
+        "--json",
+        "log",
+        "--session",
+        "projects/-home-u-app/main.jsonl",
+    ]);
+    let changes = o.json()["changes"].as_array().unwrap().len();
+    assert!(changes > 0 && changes <= want.len(), "{changes}");
+
     // a second prune with the same rules has nothing to do
     let o = run(env
         .cmd()

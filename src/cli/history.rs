@@ -312,7 +312,10 @@ pub fn show(ctx: &Ctx, name: &str) -> Result<i32> {
     }
     let id = repo.resolve(name)?;
     let row = repo.snapshot(&id)?;
-    let prev = repo.previous_head(&id)?;
+    // A pruned predecessor has no tree to compare with: the snapshot is shown whole.
+    let prev = repo
+        .previous_head(&id)?
+        .filter(|p| !repo.db.is_pruned(p).unwrap_or(false));
     let new_flat = repo.flat_local(&id)?;
     let old_flat = match prev {
         Some(p) => repo.flat_local(&p)?,
