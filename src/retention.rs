@@ -98,8 +98,17 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// No rule keeps anything: every count unset or 0, no span (restic refuses such a policy
+    /// rather than forget everything).
     pub fn is_empty(&self) -> bool {
-        self == &Policy::default()
+        let off = |c: Option<i64>| matches!(c, None | Some(0));
+        off(self.keep_last)
+            && off(self.keep_hourly)
+            && off(self.keep_daily)
+            && off(self.keep_weekly)
+            && off(self.keep_monthly)
+            && off(self.keep_yearly)
+            && self.keep_within.is_none_or(|s| s == Span::default())
     }
 
     /// Rules given on the command line override the stored defaults one by one.
@@ -448,6 +457,21 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn zero_counts_are_no_policy() {
+        let p = Policy {
+            keep_last: Some(0),
+            keep_daily: Some(0),
+            ..Default::default()
+        };
+        assert!(p.is_empty());
+        assert!(!Policy {
+            keep_yearly: Some(-1),
+            ..Default::default()
+        }
+        .is_empty());
     }
 
     #[test]

@@ -142,7 +142,8 @@ enum Cmd {
         #[arg(long)]
         repair: bool,
     },
-    /// Drop the trees of snapshots a retention policy does not keep (restic's rules), then gc
+    /// Drop the trees of snapshots a retention policy does not keep (restic's rules), then gc.
+    /// Never HEAD, the snapshots of the last 10 operations, or the newest one a remote holds
     Prune {
         #[command(flatten)]
         policy: retention::PolicyArgs,
