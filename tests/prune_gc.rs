@@ -488,3 +488,39 @@ fn prune_killed_by_sigkill_at_random_moments() {
     }
     eprintln!("{killed} of 8 prunes were killed mid-run");
 }
+
+/// What a remote is known to hold (the head of the last backup or hook push to it) keeps its
+/// trees whatever the rules say, so that the next sync has a common snapshot with trees.
+#[test]
+fn prune_keeps_what_a_remote_holds() {
+    let env = Env::new();
+    let mut rng = Rng::new(77);
+    daily_history(&env, 2, 77);
+    let usb = env.root.path().join("usb");
+    env.ok(&["remote", "add", "usb", usb.to_str().unwrap(), "--bare"]);
+    env.ok(&["backup", "usb"]);
+    let pushed = env.head();
+    for day in 10..24 {
+        day_of_work(&env, &mut rng, day);
+        at(&env, BASE + day as i64 * DAY, &["commit", "-m", "later"]);
+    }
+    let o = run(&mut prune_cmd(&env, &["--json", "--keep-last", "1", FLAG]));
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let v = o.json();
+    let d = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == pushed.as_str())
+        .expect("the pushed head is decided on");
+    assert_eq!(d["keep"], true, "{d}");
+    assert!(
+        d["reasons"].to_string().contains("shared with remote usb"),
+        "{d}"
+    );
+    assert!(v["pruned"].as_u64().unwrap() > 0);
+    assert_store_clean(&env, "after prune");
+    // the next backup still finds the common snapshot and sends only what is new
+    env.ok(&["backup", "usb"]);
+    assert_store_clean(&env, "after the next backup");
+}
