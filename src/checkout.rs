@@ -211,6 +211,7 @@ impl Repo {
         paths: &[String],
         dry_run: bool,
     ) -> Result<CheckoutPlan> {
+        self.require_trees(&target)?;
         let target_row = self.snapshot(&target)?;
         let (current, safety, mem, guard) =
             self.current_state(dry_run, &format!("before checkout {}", target.short()))?;

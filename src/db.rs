@@ -8,7 +8,7 @@ use crate::snapshot::Snapshot;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 pub struct Db {
     pub conn: Connection,
@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS intents (file BLOB PRIMARY KEY, kind INTEGER NOT NULL
     target BLOB NOT NULL, target_size INTEGER NOT NULL, temp BLOB, side BLOB, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS remote_maps (remote TEXT NOT NULL, local TEXT NOT NULL, remote_path TEXT NOT NULL,
     time INTEGER NOT NULL, PRIMARY KEY (remote, local));
+CREATE TABLE IF NOT EXISTS pruned (id BLOB PRIMARY KEY, time INTEGER NOT NULL);
 "#;
 
 fn id_of(b: Option<Vec<u8>>) -> Option<ObjectId> {
@@ -242,6 +243,45 @@ impl Db {
         Ok(ids)
     }
 
+    /// Snapshots whose rows are kept but whose trees were pruned (`trees: pruned`, schema 5).
+    pub fn pruned(&self) -> Result<std::collections::HashSet<ObjectId>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM pruned")
+            .map_err(|e| self.db_err(e))?;
+        let ids = st
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(|e| self.db_err(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.db_err(e))?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|b| ObjectId::from_slice(&b))
+            .collect())
+    }
+
+    pub fn is_pruned(&self, id: &ObjectId) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM pruned WHERE id=?1", [&id.0[..]], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Pack names listed in the `packs` table.
+    pub fn pack_names(&self) -> Result<std::collections::HashSet<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name FROM packs")
+            .map_err(|e| self.db_err(e))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.db_err(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows)
+    }
+
     pub fn children_count(&self, id: &ObjectId) -> Result<u64> {
         self.conn
             .query_row(
@@ -364,6 +404,15 @@ pub mod tx {
             )?;
         }
         Ok(true)
+    }
+
+    /// Mark a snapshot's trees as pruned (its row stays).
+    pub fn mark_pruned(tx: &Transaction, id: &ObjectId, now: i64) -> rusqlite::Result<()> {
+        tx.execute(
+            "INSERT OR IGNORE INTO pruned(id,time) VALUES (?1,?2)",
+            params![&id.0[..], now],
+        )?;
+        Ok(())
     }
 
     pub fn set_ref(tx: &Transaction, name: &str, id: Option<&ObjectId>) -> rusqlite::Result<()> {

@@ -19,7 +19,7 @@ pub const PROTO_MAX: u32 = 1;
 /// protocol version; changes to existing messages still need one.
 /// - `have`: the `Have` object query; `fetch`: `Fetch` (pull); `bare-refs`: `SetRef` on bare
 ///   stores; `force`: `Merge { force }`; `dry-run-merge`: `Merge { dry_run }`; `selective`:
-///   `Merge { select }`.
+///   `Merge { select }`; `pruned-marks`: `SnapshotInfo::trees_pruned` (store-format.md §14.4).
 pub const CAPS: &[&str] = &[
     "have",
     "fetch",
@@ -27,7 +27,15 @@ pub const CAPS: &[&str] = &[
     "force",
     "dry-run-merge",
     "selective",
+    "pruned-marks",
 ];
+
+/// The capability that lets a peer send and receive snapshots whose trees were pruned.
+pub const PRUNED_MARKS: &str = "pruned-marks";
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 
 pub fn our_caps() -> Vec<String> {
     CAPS.iter().map(|c| c.to_string()).collect()
@@ -44,6 +52,10 @@ pub struct SnapshotInfo {
     pub id: ObjectId,
     #[serde(with = "serde_bytes")]
     pub raw: Vec<u8>,
+    /// The sender keeps this snapshot's row but not its trees (`pruned-marks`). Written only
+    /// when true, so that a peer without the capability decodes what it always did.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub trees_pruned: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -561,6 +561,7 @@ impl Repo {
     /// A snapshot's tree under this home's names (what users see and type): its canonical
     /// project directories translated by the joined map (store-format.md, "Path maps").
     pub fn flat_local(&self, id: &ObjectId) -> Result<FlatTree> {
+        self.require_trees(id)?;
         let row = self.snapshot(id)?;
         let flat = flatten(&self.objects, row.snap.root)?;
         let pm = self
@@ -582,7 +583,19 @@ impl Repo {
         Ok(pm.localize(&flat, &self.store_id()?))
     }
 
+    /// Refuse a snapshot whose trees were pruned (its row stays for history and sync).
+    pub fn require_trees(&self, id: &ObjectId) -> Result<()> {
+        if self.db.is_pruned(id)? {
+            return Err(Error::Refused(format!(
+                "snapshot {} was pruned: its row is kept, its contents are not (pick a kept snapshot from `sage log`)",
+                id.short()
+            )));
+        }
+        Ok(())
+    }
+
     pub fn flat_of(&self, id: &ObjectId) -> Result<FlatTree> {
+        self.require_trees(id)?;
         let row = self.snapshot(id)?;
         flatten(&self.objects, row.snap.root)
     }

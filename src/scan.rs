@@ -39,6 +39,13 @@ struct CachedEntry {
     lines: u64,
 }
 
+/// The entry of a stat-cache row (`statcache.entry`), if it decodes.
+pub fn cached_entry(bytes: &[u8]) -> Option<Entry> {
+    rmp_serde::from_slice::<CachedEntry>(bytes)
+        .ok()
+        .map(|c| c.entry)
+}
+
 pub struct ScanOutput {
     pub flat: FlatTree,
     pub skipped: Vec<Skipped>,

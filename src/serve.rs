@@ -39,15 +39,16 @@ pub fn serve<R: Read, W: Write>(r: R, w: W) -> Result<()> {
 }
 
 fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
-    let (path, bare, create, proto) = expect(conn.recv()?, "Hello", |m| match m {
+    let (path, bare, create, proto, peer_caps) = expect(conn.recv()?, "Hello", |m| match m {
         Msg::Hello {
             proto_min,
             proto_max,
             path,
             bare,
             create,
+            caps,
             ..
-        } => Some((path, bare, create, (proto_min, proto_max))),
+        } => Some((path, bare, create, (proto_min, proto_max), caps)),
         _ => None,
     })?;
     if proto.1 < PROTO_MIN || proto.0 > PROTO_MAX {
@@ -127,10 +128,14 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
             }
             Msg::Graph => {
                 let rows = repo.db.all_snapshots()?;
+                // Pruned marks go only to a client that can decode them (`pruned-marks`).
+                let marks = peer_caps.iter().any(|c| c == crate::protocol::PRUNED_MARKS);
+                let pruned = repo.db.pruned()?;
                 let snapshots = rows
                     .into_iter()
                     .map(|r| SnapshotInfo {
                         id: r.id,
+                        trees_pruned: marks && pruned.contains(&r.id),
                         raw: r.raw,
                     })
                     .collect();
@@ -215,6 +220,7 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
                 for w in &wants {
                     repo.snapshot(w)?;
                 }
+                crate::sync::objects::check_peer_takes_pruned(&repo, &wants, &peer_caps)?;
                 let objs = objects_to_send(&repo, &wants, &haves)?;
                 send_packs(&repo, conn, &objs, &|_, _| {})?;
                 let snaps = snapshot_infos(&repo, &wants)?;

@@ -588,7 +588,14 @@ fn part_state(repo: &Repo, root: ObjectId, s: &SessionParts) -> Result<PartState
 /// Resolve a session against HEAD and the home (then, for a session gone from both, older
 /// snapshots) and list every snapshot in which any of its parts changed.
 pub fn session_log(repo: &Repo, arg: &str) -> Result<SessionLog> {
-    let history = repo.history()?;
+    // Snapshots whose trees were pruned have nothing to show: the log starts at the oldest
+    // kept one (store-format.md §9.11).
+    let pruned = repo.db.pruned()?;
+    let history: Vec<_> = repo
+        .history()?
+        .into_iter()
+        .filter(|r| !pruned.contains(&r.id))
+        .collect();
     let hint = "list the sessions of a snapshot with `sage show HEAD:`";
     let place = "the home or its snapshots";
     let mut index = SessionIndex::new();
@@ -670,7 +677,7 @@ pub fn session_log(repo: &Repo, arg: &str) -> Result<SessionLog> {
     let mut newest_with: Option<(ObjectId, PartState, Fingerprint)> = None;
     for row in &history {
         let now = state_of(row.id, repo)?;
-        let prev_id = repo.previous_head(&row.id)?;
+        let prev_id = repo.previous_head(&row.id)?.filter(|p| !pruned.contains(p));
         let before = match prev_id {
             Some(p) => state_of(p, repo)?,
             None => PartState::new(),

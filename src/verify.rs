@@ -422,7 +422,9 @@ impl Repo {
             clean: None,
         };
         let mut damaged_roots = Vec::new();
-        for r in &rows {
+        // A pruned snapshot keeps its row, not its trees (store-format.md §14).
+        let pruned = self.db.pruned()?;
+        for r in rows.iter().filter(|r| !pruned.contains(&r.id)) {
             if w.dir(r.snap.root, "") {
                 damaged_roots.push(r.snap.root);
             }
@@ -699,6 +701,17 @@ pub fn repair(home: &Path, store_dir: &Path) -> Result<RepairReport> {
         clean: None,
     };
     let mut incomplete = HashSet::new();
+    let already_pruned: HashSet<ObjectId> = t
+        .prepare("SELECT id FROM pruned")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(wrap)?
+        .into_iter()
+        .filter_map(|b| ObjectId::from_slice(&b))
+        .collect();
+    decoded.retain(|(id, _, _)| !already_pruned.contains(id));
     for (id, _, s) in &decoded {
         // A snapshot row promises that every object under it is present.
         if walker.dir(s.root, "") {
@@ -709,6 +722,25 @@ pub fn repair(home: &Path, store_dir: &Path) -> Result<RepairReport> {
         rep.notes.push(format!(
             "{} snapshots lack objects and were not indexed (a sync from a machine that has them brings them back)",
             incomplete.len()
+        ));
+    }
+    // A snapshot whose root node is gone entirely lost its trees to a prune (§14.3): its row
+    // comes back marked pruned, so that sync still sees the history.
+    let pruned_rows: Vec<(ObjectId, Vec<u8>, Snapshot)> = decoded
+        .iter()
+        .filter(|(id, _, s)| incomplete.contains(id) && !objects.contains(&s.root).unwrap_or(true))
+        .cloned()
+        .collect();
+    for (id, raw, s) in &pruned_rows {
+        if tx::insert_snapshot(&t, id, raw, s, &Default::default()).map_err(wrap)? {
+            rep.snapshots_added += 1;
+        }
+        tx::mark_pruned(&t, id, now).map_err(wrap)?;
+    }
+    if !pruned_rows.is_empty() {
+        rep.notes.push(format!(
+            "{} snapshots whose trees were pruned were indexed as pruned",
+            pruned_rows.len()
         ));
     }
     decoded.retain(|(id, _, _)| !incomplete.contains(id));

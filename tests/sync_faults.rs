@@ -501,6 +501,7 @@ fn snapshot(root: ObjectId, parents: Vec<ObjectId>) -> SnapshotInfo {
     SnapshotInfo {
         id: o.id,
         raw: o.bytes,
+        trees_pruned: false,
     }
 }
 

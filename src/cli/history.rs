@@ -173,14 +173,25 @@ pub fn log(
         .filter(|r| host.as_ref().is_none_or(|h| &r.snap.host == h))
         .take(limit.unwrap_or(usize::MAX))
         .collect();
+    let pruned = repo.db.pruned()?;
     if ctx.json {
-        ctx.print_json(&rows.iter().map(row_json).collect::<Vec<_>>())?;
+        let mut v: Vec<_> = rows.iter().map(row_json).collect();
+        for (j, r) in v.iter_mut().zip(&rows) {
+            j["pruned"] = pruned.contains(&r.id).into();
+        }
+        ctx.print_json(&v)?;
         return Ok(0);
     }
     let head = repo.head()?;
     let mut o = std::io::stdout().lock();
     for r in &rows {
-        let mark = if Some(r.id) == head { " (HEAD)" } else { "" };
+        let mark = if Some(r.id) == head {
+            " (HEAD)"
+        } else if pruned.contains(&r.id) {
+            " [trees pruned]"
+        } else {
+            ""
+        };
         writeln!(
             o,
             "{}  {}  {:<9} {:<12} {:>5} sessions {:>7} messages {:>9}  {}{mark}",
@@ -301,7 +312,10 @@ pub fn show(ctx: &Ctx, name: &str) -> Result<i32> {
     }
     let id = repo.resolve(name)?;
     let row = repo.snapshot(&id)?;
-    let prev = repo.previous_head(&id)?;
+    // A pruned predecessor has no tree to compare with: the snapshot is shown whole.
+    let prev = repo
+        .previous_head(&id)?
+        .filter(|p| !repo.db.is_pruned(p).unwrap_or(false));
     let new_flat = repo.flat_local(&id)?;
     let old_flat = match prev {
         Some(p) => repo.flat_local(&p)?,

@@ -6,6 +6,7 @@ mod conflicts;
 mod demo;
 mod history;
 mod maint;
+mod retention;
 mod rollback;
 mod snapshot_cmds;
 mod sync_cmds;
@@ -140,6 +141,26 @@ enum Cmd {
         /// Rebuild what can be rebuilt (database, index, damaged packs)
         #[arg(long)]
         repair: bool,
+    },
+    /// Drop the trees of snapshots a retention policy does not keep (restic's rules), then gc.
+    /// Never HEAD, the snapshots of the last 10 operations, or the newest one a remote holds
+    Prune {
+        #[command(flatten)]
+        policy: retention::PolicyArgs,
+        /// Only store the given rules as this store's defaults (`meta` row `retention.policy`)
+        #[arg(long)]
+        save_defaults: bool,
+        /// Show which snapshots are kept and why; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm without a TTY
+        #[arg(long)]
+        i_understand_data_loss_risk: bool,
+    },
+    /// Rewrite the packs: drop objects nothing kept reaches, merge small packs into few
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
     },
     /// The home, the store, its id, format version and sizes
     Info,
@@ -379,6 +400,19 @@ pub fn run() -> Result<i32> {
         Cmd::Backup { remote, kind } => care::backup_cmd(&ctx, remote.as_deref(), &kind),
         Cmd::Schedule { cmd } => care::schedule_cmd(&ctx, cmd),
         Cmd::Doctor { offline, timeout } => care::doctor_cmd(&ctx, offline, timeout),
+        Cmd::Prune {
+            policy,
+            save_defaults,
+            dry_run,
+            i_understand_data_loss_risk,
+        } => retention::prune(
+            &ctx,
+            &policy,
+            save_defaults,
+            dry_run,
+            i_understand_data_loss_risk,
+        ),
+        Cmd::Gc { dry_run } => retention::gc(&ctx, dry_run),
         Cmd::Info => maint::info(&ctx),
         Cmd::Ops { limit } => maint::ops(&ctx, limit),
         Cmd::Dev { cmd } => maint::dev(&ctx, cmd),

@@ -162,6 +162,8 @@ struct Session {
     t: Transport,
     store_id: String,
     bare: bool,
+    /// The remote's capabilities (from Welcome).
+    caps: Vec<String>,
 }
 
 /// Reach the remote and exchange Hello / Welcome (runs while the local home is scanned).
@@ -286,13 +288,20 @@ fn accept(
     report.remote_store = store_id.clone();
     report.remote_created = created;
     let _ = repo;
-    Ok(Session { t, store_id, bare })
+    Ok(Session {
+        t,
+        store_id,
+        bare,
+        caps,
+    })
 }
 
 struct RemoteGraph {
     head: Option<ObjectId>,
     refs: Vec<(String, ObjectId)>,
     snaps: HashMap<ObjectId, Snapshot>,
+    /// Snapshots whose trees the remote pruned (`pruned-marks`): never a "have".
+    pruned: HashSet<ObjectId>,
 }
 
 fn graph(s: &mut Session) -> Result<RemoteGraph> {
@@ -306,7 +315,16 @@ fn graph(s: &mut Session) -> Result<RemoteGraph> {
         _ => None,
     })?;
     let mut snaps = HashMap::new();
-    for SnapshotInfo { id, raw } in snapshots {
+    let mut pruned = HashSet::new();
+    for SnapshotInfo {
+        id,
+        raw,
+        trees_pruned,
+    } in snapshots
+    {
+        if trees_pruned {
+            pruned.insert(id);
+        }
         if ObjectId::hash(Kind::Snapshot, &raw) != id {
             return Err(Error::Other(format!(
                 "the remote sent snapshot {id} whose bytes do not match its id"
@@ -314,7 +332,12 @@ fn graph(s: &mut Session) -> Result<RemoteGraph> {
         }
         snaps.insert(id, Snapshot::decode(id, &raw)?);
     }
-    Ok(RemoteGraph { head, refs, snaps })
+    Ok(RemoteGraph {
+        head,
+        refs,
+        snaps,
+        pruned,
+    })
 }
 
 fn commit_local(repo: &mut Repo, why: &str) -> Result<()> {
@@ -382,10 +405,11 @@ fn do_pull(
         .collect();
     let times: HashMap<ObjectId, i64> = rg.snaps.iter().map(|(i, s)| (*i, s.time)).collect();
     let wants = topo(&need, &parents, &times);
+    // Only snapshots with their trees on both sides are "have" (store-format.md §14.4).
     let haves: Vec<ObjectId> = rg
         .snaps
         .keys()
-        .filter(|id| local.contains(id))
+        .filter(|id| local.contains(id) && !local.pruned.contains(id) && !rg.pruned.contains(id))
         .copied()
         .collect();
     report.snapshots_received = wants.len();
@@ -462,10 +486,12 @@ fn do_push(
     };
     let local = Graph::load(&repo.db)?;
     let wants = local.missing_from(&[head], &|x| rg.snaps.contains_key(x));
+    crate::sync::objects::check_peer_takes_pruned(repo, &wants, &s.caps)?;
+    // Only snapshots with their trees on both sides are "have" (store-format.md §14.4).
     let haves: Vec<ObjectId> = rg
         .snaps
         .keys()
-        .filter(|id| local.contains(id))
+        .filter(|id| local.contains(id) && !local.pruned.contains(id) && !rg.pruned.contains(id))
         .copied()
         .collect();
     let mut objects = objects_to_send(repo, &wants, &haves)?;
@@ -498,12 +524,15 @@ fn do_push(
         report.bytes_to_send = raw_size(repo, &objects)?;
         // What the remote would gain, against its head as this store knows it (after an
         // earlier sync it usually does); the remote's own merge decides conflicts.
-        let known = rg.head.filter(|h| local.contains(h)).or_else(|| {
-            haves
-                .iter()
-                .max_by_key(|h| (local.time.get(*h).copied().unwrap_or(0), **h))
-                .copied()
-        });
+        let known = rg
+            .head
+            .filter(|h| local.contains(h) && !local.pruned.contains(h))
+            .or_else(|| {
+                haves
+                    .iter()
+                    .max_by_key(|h| (local.time.get(*h).copied().unwrap_or(0), **h))
+                    .copied()
+            });
         if let Some(rh) = known {
             let theirs = crate::tree::flatten(&repo.objects, repo.snapshot(&rh)?.snap.root)?;
             let ours = crate::tree::flatten(&repo.objects, repo.snapshot(&head)?.snap.root)?;

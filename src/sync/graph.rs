@@ -8,6 +8,8 @@ use std::collections::{HashMap, HashSet};
 pub struct Graph {
     pub parents: HashMap<ObjectId, Vec<ObjectId>>,
     pub time: HashMap<ObjectId, i64>,
+    /// Snapshots whose trees were pruned here: never a merge base.
+    pub pruned: HashSet<ObjectId>,
 }
 
 impl Graph {
@@ -18,7 +20,11 @@ impl Graph {
             time.insert(r.id, r.snap.time);
             parents.insert(r.id, r.snap.parents);
         }
-        Ok(Graph { parents, time })
+        Ok(Graph {
+            parents,
+            time,
+            pruned: db.pruned()?,
+        })
     }
 
     pub fn contains(&self, id: &ObjectId) -> bool {
@@ -43,12 +49,17 @@ impl Graph {
         self.ancestors(b).contains(&a)
     }
 
-    /// The best common ancestors of two heads: common ancestors that are not ancestors of
-    /// another common ancestor. Sorted by id (deterministic).
+    /// The best common ancestors of two heads: common ancestors whose trees are present (not
+    /// pruned) that are not ancestors of another such one. Sorted by id (deterministic). Empty
+    /// when no common ancestor has its trees: sync's no-ancestor rule applies.
     pub fn merge_bases(&self, a: ObjectId, b: ObjectId) -> Vec<ObjectId> {
         let aa = self.ancestors(a);
         let bb = self.ancestors(b);
-        let common: HashSet<ObjectId> = aa.intersection(&bb).copied().collect();
+        let common: HashSet<ObjectId> = aa
+            .intersection(&bb)
+            .filter(|c| !self.pruned.contains(c))
+            .copied()
+            .collect();
         let mut dominated = HashSet::new();
         for c in &common {
             for p in self.parents.get(c).into_iter().flatten() {
@@ -112,4 +123,37 @@ pub fn topo(
         visit(x, set, parents, &mut done, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Kind;
+
+    fn id(n: u8) -> ObjectId {
+        ObjectId::hash(Kind::Snapshot, &[n])
+    }
+
+    /// 1 <- 2 <- 3 <- {4, 5}: the base of 4 and 5 is 3; with 3 pruned, 2; with 1..3 pruned,
+    /// none.
+    #[test]
+    fn pruned_snapshots_are_never_merge_bases() {
+        let mut parents = HashMap::new();
+        parents.insert(id(1), vec![]);
+        parents.insert(id(2), vec![id(1)]);
+        parents.insert(id(3), vec![id(2)]);
+        parents.insert(id(4), vec![id(3)]);
+        parents.insert(id(5), vec![id(3)]);
+        let time = parents.keys().map(|k| (*k, 0)).collect();
+        let mut g = Graph {
+            parents,
+            time,
+            pruned: HashSet::new(),
+        };
+        assert_eq!(g.merge_bases(id(4), id(5)), vec![id(3)]);
+        g.pruned.insert(id(3));
+        assert_eq!(g.merge_bases(id(4), id(5)), vec![id(2)]);
+        g.pruned.extend([id(1), id(2)]);
+        assert!(g.merge_bases(id(4), id(5)).is_empty());
+    }
 }

@@ -150,6 +150,15 @@ pub fn objects_to_send(
     let mut sent = HashSet::new();
     let mut flats: HashMap<ObjectId, FlatTree> = HashMap::new();
     let mut nodes_of: HashMap<ObjectId, HashSet<ObjectId>> = HashMap::new();
+    // A snapshot whose trees were pruned here is no base (they cannot be read), and a wanted
+    // one travels as its Snapshot object alone (the receiver records it pruned, §14.4).
+    let pruned = repo.db.pruned()?;
+    let haves: Vec<ObjectId> = haves
+        .iter()
+        .filter(|h| !pruned.contains(h))
+        .copied()
+        .collect();
+    let haves = &haves[..];
     let newest_have = haves
         .iter()
         .filter_map(|h| repo.db.snapshot(h).ok().flatten())
@@ -157,6 +166,12 @@ pub fn objects_to_send(
         .map(|r| r.id);
     let mut available: HashSet<ObjectId> = haves.iter().copied().collect();
     for w in wanted {
+        if pruned.contains(w) {
+            if sent.insert(*w) {
+                out.push((Kind::Snapshot, *w));
+            }
+            continue;
+        }
         let row = repo.snapshot(w)?;
         let base = row
             .snap
@@ -419,6 +434,11 @@ pub fn receive_pack<R: Read, W: Write>(
             )));
         }
         for (r, k) in references(e.kind, e.id, bytes)? {
+            // A snapshot whose trees the sender pruned arrives alone: only its row can
+            // promise a tree (`store_snapshots` checks that for rows not marked pruned).
+            if e.kind == Kind::Snapshot && !in_pack.contains(&r) && !repo.objects.contains(&r)? {
+                continue;
+            }
             if in_pack.contains(&r) {
                 match pack.find(&r)? {
                     Some(x) if x.kind == k => continue,
@@ -499,6 +519,7 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
         }
         let snap = Snapshot::decode(s.id, &s.raw)?;
         match repo.objects.locate(&snap.root)? {
+            _ if s.trees_pruned => {}
             Some((_, e)) if e.kind == Kind::DirNode => {}
             _ => {
                 return Err(Error::Other(format!(
@@ -527,9 +548,23 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
     let order = super::graph::topo(&batch, &parents, &times);
     let by_id: HashMap<ObjectId, (Vec<u8>, Snapshot)> =
         decoded.into_iter().map(|(i, r, s)| (i, (r, s))).collect();
+    let pruned: HashSet<ObjectId> = snaps
+        .iter()
+        .filter(|s| s.trees_pruned)
+        .map(|s| s.id)
+        .collect();
     let mut stats = HashMap::new();
     for id in &order {
         let (_, s) = &by_id[id];
+        if !repo.objects.contains(id)? {
+            return Err(Error::Other(format!(
+                "snapshot {id} arrived without its object in a pack: rejected"
+            )));
+        }
+        if pruned.contains(id) {
+            stats.insert(*id, Default::default());
+            continue;
+        }
         let flat = flatten(&repo.objects, s.root)?;
         if let Some(p) = crate::merge::leaf_over_dir(&flat) {
             return Err(Error::Other(format!(
@@ -556,21 +591,45 @@ pub fn store_snapshots(repo: &mut Repo, snaps: &[SnapshotInfo]) -> Result<u64> {
         let (raw, s) = &by_id[id];
         if tx::insert_snapshot(&t, id, raw, s, &stats[id]).map_err(wrap)? {
             added += 1;
+            if pruned.contains(id) {
+                tx::mark_pruned(&t, id, crate::clock::now_ms()).map_err(wrap)?;
+            }
         }
     }
     t.commit().map_err(wrap)?;
     Ok(added)
 }
 
-/// Snapshot objects for the given ids, from the database rows.
+/// Snapshot objects for the given ids, from the database rows, with their pruned marks.
 pub fn snapshot_infos(repo: &Repo, ids: &[ObjectId]) -> Result<Vec<SnapshotInfo>> {
+    let pruned = repo.db.pruned()?;
     ids.iter()
         .map(|id| {
             let row = repo.snapshot(id)?;
             Ok(SnapshotInfo {
                 id: *id,
                 raw: row.raw,
+                trees_pruned: pruned.contains(id),
             })
         })
         .collect()
+}
+
+/// Refuse to send snapshots whose trees were pruned to a peer that cannot record them.
+pub fn check_peer_takes_pruned(
+    repo: &Repo,
+    wants: &[ObjectId],
+    peer_caps: &[String],
+) -> Result<()> {
+    if peer_caps.iter().any(|c| c == crate::protocol::PRUNED_MARKS) {
+        return Ok(());
+    }
+    let pruned = repo.db.pruned()?;
+    if let Some(p) = wants.iter().find(|w| pruned.contains(w)) {
+        return Err(Error::Other(format!(
+            "snapshot {} was pruned here and the other sage lacks the `pruned-marks` capability to receive it without its trees\n  fix: upgrade sage on the other side",
+            p.short()
+        )));
+    }
+    Ok(())
 }
