@@ -302,15 +302,7 @@ impl PathMap {
     /// The name `store` uses for a canonical project directory.
     pub fn local_dir(&self, dir: &str, store: &str) -> String {
         let canon = self.canonical_dir(dir);
-        let mut best: Option<(usize, String)> = None;
-        for (key, class) in &self.classes {
-            if let (Some(rest), Some((p, _))) = (strip(&canon, key), class.get(store)) {
-                if !p.is_empty() && best.as_ref().is_none_or(|b| key.len() > b.0) {
-                    best = Some((key.len(), format!("{p}{rest}")));
-                }
-            }
-        }
-        let local = best.map(|b| b.1).unwrap_or(canon.clone());
+        let local = self.local_dir_plain(&canon, store);
         // A name Claude Code cut: this home's directory of that project, if it has one, is
         // the one whose cut body meets ours (matched by prefix).
         if !self.local_dirs.contains(&local) {

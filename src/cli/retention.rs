@@ -1,12 +1,12 @@
 //! `sage prune` (retention policy, then gc) and `sage gc` (pack rewrite): plan, preview,
 //! confirm, apply.
 
-use super::{human_bytes, rollback::PHRASE, Ctx};
+use super::{human_bytes, Ctx};
 use anyhow::Result;
 use sage::gc::{GcOptions, GcOutcome, GcPlan};
 use sage::retention::{self, Policy, PrunePlan, Span};
 use sage::Error;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 
 /// The retention flags of `sage prune` (restic's `forget` rules).
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -206,15 +206,8 @@ fn confirm(ctx: &Ctx, plan: &PrunePlan, dry_run: bool, flag: bool) -> Result<boo
         "This will PERMANENTLY DELETE the contents of {} snapshots from this store (their rows stay, marked pruned); other machines keep their own copies",
         plan.prune.len()
     )?;
-    writeln!(e, "To proceed, type: {PHRASE}")?;
-    e.flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    if line.trim_end_matches(['\r', '\n']) == PHRASE {
-        Ok(true)
-    } else {
-        Err(Error::Refused("not confirmed: nothing was changed".into()).into())
-    }
+    drop(e);
+    super::rollback::ask_phrase()
 }
 
 pub fn prune(

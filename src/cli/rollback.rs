@@ -96,6 +96,13 @@ fn confirm(ctx: &Ctx, plan: &CheckoutPlan, dry_run: bool, flag: bool) -> Result<
             s.short()
         )?;
     }
+    drop(e);
+    ask_phrase()
+}
+
+/// Ask for the typed phrase on the terminal; anything else refuses.
+pub(crate) fn ask_phrase() -> Result<bool> {
+    let mut e = std::io::stderr().lock();
     writeln!(e, "To proceed, type: {PHRASE}")?;
     e.flush()?;
     let mut line = String::new();
