@@ -65,6 +65,18 @@ pub fn run(repo: &mut Repo, ev: HookEvent, input: &HookInput, opts: &HookRunOpti
                 return;
             }
         };
+    // Like every writer: finish an apply that was killed before snapshotting the home.
+    match crate::intent::recover(repo) {
+        Ok(healed) => {
+            for (file, h) in healed {
+                log_line(&mut log, &format!("{}: {h}", file.display()));
+            }
+        }
+        Err(e) => log_line(
+            &mut log,
+            &format!("{what}: finishing an interrupted write failed: {e}"),
+        ),
+    }
     let out = repo.commit(&CommitOptions {
         kind: "hook",
         message: &what,
