@@ -8,26 +8,9 @@ mod common;
 use common::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const FLAG: &str = "--i-understand-data-loss-risk";
-
-/// `verify --read-data` exits 0 and finds nothing but orphan packs.
-fn assert_store_clean(env: &Env, when: &str) {
-    let o = env.run(&["--json", "verify", "--read-data"]);
-    assert_eq!(
-        o.code,
-        Some(0),
-        "{when}: verify failed\n{}\n{}",
-        o.text(),
-        o.stderr
-    );
-    let v = o.json();
-    for f in v["findings"].as_array().unwrap() {
-        assert_eq!(f["kind"], "orphan-pack", "{when}: {f:#}");
-    }
-}
 
 /// Files and symlinks only (directories may be created before the files that fill them).
 fn leaves(t: &Tree) -> Tree {
@@ -355,21 +338,6 @@ fn a_replace_killed_before_its_copy_across_is_finished_from_the_intent_log() {
     // a second run has nothing left to do
     let o = env.ok(&["commit"]);
     assert!(!o.stderr.contains("interrupted"), "{}", o.stderr);
-}
-
-/// Spawn a command, SIGKILL it after `delay`, and reap it. Returns whether it was still
-/// running (the kill may land after it finished: the checks hold either way).
-fn kill_after(mut cmd: std::process::Command, delay: Duration) -> bool {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(delay);
-    let running = child.try_wait().unwrap().is_none();
-    let _ = child.kill(); // SIGKILL
-    let status = child.wait().unwrap();
-    running && status.code().is_none()
 }
 
 fn home_without_marker(home: &Path) -> Tree {

@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const FLAG: &str = "--i-understand-data-loss-risk";
@@ -30,21 +29,6 @@ fn prune_cmd(env: &Env, args: &[&str]) -> std::process::Command {
     let mut c = env.cmd();
     c.env("TZ", "UTC").arg("prune").args(args);
     c
-}
-
-/// `verify --read-data` exits 0 and finds nothing but orphan packs.
-fn assert_store_clean(env: &Env, when: &str) {
-    let o = env.run(&["--json", "verify", "--read-data"]);
-    assert_eq!(
-        o.code,
-        Some(0),
-        "{when}: verify failed\n{}\n{}",
-        o.text(),
-        o.stderr
-    );
-    for f in o.json()["findings"].as_array().unwrap() {
-        assert_eq!(f["kind"], "orphan-pack", "{when}: {f:#}");
-    }
 }
 
 fn store_bytes(env: &Env) -> u64 {
@@ -437,19 +421,6 @@ fn prune_and_gc_killed_at_each_failpoint() {
         env.ok(&["verify", "--repair"]);
         assert_store_clean(&env, &format!("{when}, repair"));
     }
-}
-
-fn kill_after(mut cmd: std::process::Command, delay: Duration) -> bool {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(delay);
-    let running = child.try_wait().unwrap().is_none();
-    let _ = child.kill(); // SIGKILL
-    let status = child.wait().unwrap();
-    running && status.code().is_none()
 }
 
 #[test]

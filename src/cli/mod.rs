@@ -40,6 +40,17 @@ pub struct Cli {
     cmd: Cmd,
 }
 
+/// Selective sync: only some sessions and projects (the rest syncs later as usual).
+#[derive(clap::Args, Debug, Clone, Default)]
+struct Selection {
+    /// Only this session (id, unique prefix or transcript path) and its parts; repeatable
+    #[arg(long = "session", value_name = "ID")]
+    sessions: Vec<String>,
+    /// Only the project directories matching this glob (or the path Claude ran in); repeatable
+    #[arg(long = "project", value_name = "GLOB", allow_hyphen_values = true)]
+    projects: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Create the store for this home (idempotent)
@@ -182,12 +193,8 @@ enum Cmd {
         /// Accept a remote whose store changed
         #[arg(long)]
         init: bool,
-        /// Only this session (id, unique prefix or transcript path) and its parts; repeatable
-        #[arg(long = "session", value_name = "ID")]
-        sessions: Vec<String>,
-        /// Only the project directories matching this glob (or the path Claude ran in); repeatable
-        #[arg(long = "project", value_name = "GLOB", allow_hyphen_values = true)]
-        projects: Vec<String>,
+        #[command(flatten)]
+        select: Selection,
     },
     /// Fetch what this store lacks, merge here, update this home
     Pull {
@@ -196,12 +203,8 @@ enum Cmd {
         dry_run: bool,
         #[arg(long)]
         init: bool,
-        /// Only this session (id, unique prefix or transcript path) and its parts; repeatable
-        #[arg(long = "session", value_name = "ID")]
-        sessions: Vec<String>,
-        /// Only the project directories matching this glob (or the path Claude ran in); repeatable
-        #[arg(long = "project", value_name = "GLOB", allow_hyphen_values = true)]
-        projects: Vec<String>,
+        #[command(flatten)]
+        select: Selection,
     },
     /// Pull then push: both homes converge
     Sync {
@@ -210,12 +213,8 @@ enum Cmd {
         dry_run: bool,
         #[arg(long)]
         init: bool,
-        /// Only this session (id, unique prefix or transcript path) and its parts; repeatable
-        #[arg(long = "session", value_name = "ID")]
-        sessions: Vec<String>,
-        /// Only the project directories matching this glob (or the path Claude ran in); repeatable
-        #[arg(long = "project", value_name = "GLOB", allow_hyphen_values = true)]
-        projects: Vec<String>,
+        #[command(flatten)]
+        select: Selection,
     },
     /// Play the laptop / GPU-box story on two temp homes, with the real commands
     Demo {
@@ -423,8 +422,7 @@ pub fn run() -> Result<i32> {
             force,
             i_understand_data_loss_risk,
             init,
-            sessions,
-            projects,
+            select: Selection { sessions, projects },
         } => sync_cmds::sync_cmd(
             &ctx,
             &remote,
@@ -442,8 +440,7 @@ pub fn run() -> Result<i32> {
             remote,
             dry_run,
             init,
-            sessions,
-            projects,
+            select: Selection { sessions, projects },
         } => sync_cmds::sync_cmd(
             &ctx,
             &remote,
@@ -461,8 +458,7 @@ pub fn run() -> Result<i32> {
             remote,
             dry_run,
             init,
-            sessions,
-            projects,
+            select: Selection { sessions, projects },
         } => sync_cmds::sync_cmd(
             &ctx,
             &remote,

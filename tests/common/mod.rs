@@ -706,3 +706,33 @@ pub fn age_files(root: &Path) {
         }
     }
 }
+
+/// `verify --read-data` exits 0 and finds nothing but orphan packs (an interrupted command's).
+pub fn assert_store_clean(env: &Env, when: &str) {
+    let o = env.run(&["--json", "verify", "--read-data"]);
+    assert_eq!(
+        o.code,
+        Some(0),
+        "{when}: verify failed\n{}\n{}",
+        o.text(),
+        o.stderr
+    );
+    for f in o.json()["findings"].as_array().unwrap() {
+        assert_eq!(f["kind"], "orphan-pack", "{when}: {f:#}");
+    }
+}
+
+/// Spawn a command, SIGKILL it after `delay`, and reap it. Returns whether it was still
+/// running (the kill may land after it finished: the checks hold either way).
+pub fn kill_after(mut cmd: Command, delay: std::time::Duration) -> bool {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill(); // SIGKILL
+    let status = child.wait().unwrap();
+    running && status.code().is_none()
+}
