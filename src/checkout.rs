@@ -61,6 +61,8 @@ pub struct CheckoutPlan {
     /// Undo: the op undone and the head to restore.
     pub undo: Option<(i64, Option<ObjectId>)>,
     pub description: String,
+    /// The kind of the snapshot an applied plan records (`checkout`, `purge`).
+    pub kind: &'static str,
     /// Plan paths are canonical (tree) paths; the home holds them under this machine's names.
     pub pathmap: crate::pathmap::PathMap,
     /// This store's id (whose names `pathmap` gives).
@@ -155,10 +157,11 @@ impl Repo {
                 self.read_back_pack(pack)?;
             }
             let guard = self.db.stat_rows()?;
+            // Raw: the home as it is, purged lines included, so that the plan rewrites them.
             let flat = if out.id == ObjectId::default() {
                 FlatTree::new()
             } else {
-                self.flat_of(&out.id)?
+                self.flat_raw(&out.id)?
             };
             let safety = (out.id != ObjectId::default()).then_some(out.id);
             return Ok((flat, safety, mem, guard));
@@ -217,7 +220,10 @@ impl Repo {
             self.current_state(dry_run, &format!("before checkout {}", target.short()))?;
         let (pm, me) = self.plan_names(Some(&target))?;
         let current = pm.canonicalize(&current);
-        let full_target = pm.canonicalize(&flatten(&self.objects, target_row.snap.root)?);
+        let full_target = pm.canonicalize(&crate::purge::effective(
+            &self.objects,
+            flatten(&self.objects, target_row.snap.root)?,
+        )?);
         // Paths the user typed are this home's names.
         let paths: Vec<String> = paths.iter().map(|p| pm.canonical_path(p)).collect();
         let paths = &paths[..];
@@ -267,6 +273,39 @@ impl Repo {
             } else {
                 format!("checkout {} -- {}", target.short(), paths.join(" "))
             },
+            kind: "checkout",
+            pathmap: pm,
+            me,
+        })
+    }
+
+    /// Plan the home's side of a purge (store-format.md §14.5): after a safety commit, the
+    /// home as it is (raw, purged lines included) against its purge-filtered view, without
+    /// `remove` (canonical paths of purged sessions) at all.
+    pub fn prepare_purge(&mut self, remove: &[String], description: &str) -> Result<CheckoutPlan> {
+        let (current, safety, _mem, guard) = self.current_state(false, "before purge")?;
+        let (pm, me) = self.plan_names(None)?;
+        let current = pm.canonicalize(&current);
+        let target_flat: FlatTree = crate::purge::effective(&self.objects, current.clone())?
+            .into_iter()
+            .filter(|(p, _)| !under_any(p, remove))
+            .collect();
+        let new_root = build_tree(&target_flat, &mut crate::prolly::NullSink)?;
+        let changes = diff_trees(&self.objects, &current, &self.objects, &target_flat, None)?;
+        let impact = impact_of(&changes);
+        Ok(CheckoutPlan {
+            home: self.home.clone(),
+            target: None,
+            target_flat,
+            new_root,
+            current_flat: current,
+            changes,
+            impact,
+            safety,
+            guard,
+            undo: None,
+            description: description.to_string(),
+            kind: "purge",
             pathmap: pm,
             me,
         })
@@ -275,6 +314,7 @@ impl Repo {
     /// Apply a plan and record it (own home: a checkout snapshot, or the undo's head).
     pub fn apply_checkout(&mut self, plan: CheckoutPlan) -> Result<CheckoutOutcome> {
         let home = plan.home.clone();
+        self.persist_mem()?;
         let written = apply_changes(self, &home, &plan)?;
         if !self.own_home {
             return Ok(CheckoutOutcome {
@@ -301,7 +341,7 @@ impl Repo {
             None => {
                 let snap = Snapshot {
                     host: crate::clock::host(),
-                    kind: "checkout".into(),
+                    kind: plan.kind.into(),
                     merge: None,
                     pathmap: plan.pathmap.to_raw(),
                     message: plan.description.clone(),
@@ -328,7 +368,7 @@ impl Repo {
                     tx::insert_pack(&t, name, size, entries.len() as u64, now).map_err(wrap)?;
                     t.commit().map_err(wrap)?;
                 }
-                (Some(obj.id), Some((snap, obj)), "checkout", None)
+                (Some(obj.id), Some((snap, obj)), plan.kind, None)
             }
         };
         let stats = match &snap_obj {
@@ -454,6 +494,7 @@ impl Repo {
             guard,
             undo: Some((op.seq, op.head_before)),
             description,
+            kind: "undo",
             pathmap: pm,
             me,
         })))

@@ -8,7 +8,7 @@ use crate::snapshot::Snapshot;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 pub struct Db {
     pub conn: Connection,
@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS intents (file BLOB PRIMARY KEY, kind INTEGER NOT NULL
 CREATE TABLE IF NOT EXISTS remote_maps (remote TEXT NOT NULL, local TEXT NOT NULL, remote_path TEXT NOT NULL,
     time INTEGER NOT NULL, PRIMARY KEY (remote, local));
 CREATE TABLE IF NOT EXISTS pruned (id BLOB PRIMARY KEY, time INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS purged (id BLOB PRIMARY KEY, kind INTEGER NOT NULL, time INTEGER NOT NULL, reason TEXT NOT NULL);
 "#;
 
 fn id_of(b: Option<Vec<u8>>) -> Option<ObjectId> {

@@ -108,6 +108,10 @@ impl Walk<'_> {
         if !self.seen.insert(id) {
             return Ok(());
         }
+        // Purged data (and a purged large object's own chunks) leaves the packs (§14.5).
+        if self.repo.objects.is_purged(&id) {
+            return Ok(());
+        }
         if !matches!(kind, Kind::Line | Kind::Blob) {
             let bytes = self.repo.objects.read(id, kind)?;
             for (child, ck) in crate::sync::objects::references(kind, id, &bytes)? {

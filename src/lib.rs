@@ -24,6 +24,7 @@ pub mod pack;
 pub mod pathmap;
 pub mod prolly;
 pub mod protocol;
+pub mod purge;
 pub mod repo;
 pub mod resolve;
 pub mod retention;

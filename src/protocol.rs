@@ -19,7 +19,8 @@ pub const PROTO_MAX: u32 = 1;
 /// protocol version; changes to existing messages still need one.
 /// - `have`: the `Have` object query; `fetch`: `Fetch` (pull); `bare-refs`: `SetRef` on bare
 ///   stores; `force`: `Merge { force }`; `dry-run-merge`: `Merge { dry_run }`; `selective`:
-///   `Merge { select }`; `pruned-marks`: `SnapshotInfo::trees_pruned` (store-format.md §14.4).
+///   `Merge { select }`; `pruned-marks`: `SnapshotInfo::trees_pruned` (store-format.md §14.4);
+///   `purge-tombstones`: `Tombstones` / `TombstonesReply` (§14.5).
 pub const CAPS: &[&str] = &[
     "have",
     "fetch",
@@ -28,7 +29,11 @@ pub const CAPS: &[&str] = &[
     "dry-run-merge",
     "selective",
     "pruned-marks",
+    "purge-tombstones",
 ];
+
+/// The capability that exchanges purge tombstones (`Tombstones`, store-format.md §14.5).
+pub const PURGE_TOMBSTONES: &str = "purge-tombstones";
 
 /// The capability that lets a peer send and receive snapshots whose trees were pruned.
 pub const PRUNED_MARKS: &str = "pruned-marks";
@@ -159,6 +164,18 @@ pub enum Msg {
     Error {
         message: String,
     },
+
+    // Added with `purge-tombstones` (appended: variants are encoded by position).
+    /// client -> server: every tombstone the client holds.
+    Tombstones {
+        stones: Vec<crate::purge::Tombstone>,
+    },
+    /// server -> client: every tombstone the server holds after adding the client's, and how
+    /// many of the client's were new to it.
+    TombstonesReply {
+        stones: Vec<crate::purge::Tombstone>,
+        added: u64,
+    },
 }
 
 /// Bounds on what a peer may send, checked on every decoded message.
@@ -167,6 +184,7 @@ fn check_bounds(m: &Msg) -> Result<()> {
         Msg::Have { ids } => ids.len(),
         Msg::Fetch { wants, haves } => wants.len() + haves.len(),
         Msg::HaveReply { have } => have.len(),
+        Msg::Tombstones { stones } | Msg::TombstonesReply { stones, .. } => stones.len(),
         _ => 0,
     };
     if n > MAX_IDS {

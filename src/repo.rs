@@ -211,7 +211,8 @@ impl Repo {
             .meta("home")?
             .map(|h| Path::new(&h) == home)
             .unwrap_or(false);
-        let objects = ObjectStore::open(&store_dir)?;
+        let mut objects = ObjectStore::open(&store_dir)?;
+        objects.purged = crate::purge::load_all(&db, &store_dir)?;
         Ok(Repo {
             home,
             store_dir,
@@ -498,7 +499,7 @@ impl Repo {
         let pm = self.pathmap()?;
         if !pm.is_empty() {
             let head_raw = match self.head()? {
-                Some(h) => self.flat_of(&h)?,
+                Some(h) => self.flat_raw(&h)?,
                 None => FlatTree::new(),
             };
             let pm = pm.with_folds_for(&[&head_raw, &out.flat]);
@@ -509,7 +510,7 @@ impl Repo {
             let overlay = crate::sync::overlay::load(&self.db)?;
             if !overlay.is_empty() {
                 if let Some(h) = self.head()? {
-                    let head_flat = self.flat_of(&h)?;
+                    let head_flat = self.flat_raw(&h)?;
                     crate::sync::overlay::fold_scan(&mut out.flat, &head_flat, &overlay);
                 }
             }
@@ -563,7 +564,7 @@ impl Repo {
     pub fn flat_local(&self, id: &ObjectId) -> Result<FlatTree> {
         self.require_trees(id)?;
         let row = self.snapshot(id)?;
-        let flat = flatten(&self.objects, row.snap.root)?;
+        let flat = crate::purge::effective(&self.objects, flatten(&self.objects, row.snap.root)?)?;
         let pm = self
             .pathmap()?
             .union(&PathMap::from_raw(row.snap.pathmap.as_ref()))
@@ -594,10 +595,56 @@ impl Repo {
         Ok(())
     }
 
+    /// A snapshot's tree as readers see it: purged lines and files left out (§14.5).
     pub fn flat_of(&self, id: &ObjectId) -> Result<FlatTree> {
+        crate::purge::effective(&self.objects, self.flat_raw(id)?)
+    }
+
+    /// A snapshot's tree exactly as recorded (what a home held when it was scanned).
+    pub fn flat_raw(&self, id: &ObjectId) -> Result<FlatTree> {
         self.require_trees(id)?;
         let row = self.snapshot(id)?;
         flatten(&self.objects, row.snap.root)
+    }
+
+    /// Write the objects built in memory (purge-filtered sessions) to a pack of their own, so
+    /// that an apply's intents, and the trees recorded afterwards, name only stored objects.
+    pub fn persist_mem(&mut self) -> Result<()> {
+        let objs = self.objects.unpersisted();
+        if objs.is_empty() {
+            return Ok(());
+        }
+        let mut ins = crate::store::Inserter::new(&self.objects);
+        for o in &objs {
+            ins.insert(o.kind, o.id, &o.bytes)?;
+        }
+        if let Some((name, entries)) = ins.finish()? {
+            self.objects.add_pack(&name)?;
+            let size = self.objects.packs().last().map(|p| p.size()).unwrap_or(0);
+            let path = self.db_path();
+            let wrap = |e| Error::Db {
+                path: path.clone(),
+                source: e,
+            };
+            let t = self.db.transaction()?;
+            crate::db::tx::insert_pack(
+                &t,
+                &name,
+                size,
+                entries.len() as u64,
+                crate::clock::now_ms(),
+            )
+            .map_err(wrap)?;
+            t.commit().map_err(wrap)?;
+        }
+        Ok(())
+    }
+
+    /// Re-read the tombstones (after a purge or a sync added some).
+    pub fn reload_purged(&mut self) -> Result<()> {
+        self.objects.purged = crate::purge::load_all(&self.db, &self.store_dir)?;
+        self.objects.filtered.lock().expect("filter lock").clear();
+        Ok(())
     }
 
     /// Snapshots reachable from HEAD, newest first (by time, then insertion order).

@@ -276,6 +276,7 @@ pub fn resolve(repo: &mut Repo, which: &[ConflictInfo], choice: Choice) -> Resul
         guard,
         undo: None,
         description: "resolve".into(),
+        kind: "resolve",
         pathmap: pm.clone().with_local_dirs(&repo.home),
         me: me.clone(),
     };

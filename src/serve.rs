@@ -39,18 +39,19 @@ pub fn serve<R: Read, W: Write>(r: R, w: W) -> Result<()> {
 }
 
 fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
-    let (path, bare, create, proto, peer_caps) = expect(conn.recv()?, "Hello", |m| match m {
-        Msg::Hello {
-            proto_min,
-            proto_max,
-            path,
-            bare,
-            create,
-            caps,
-            ..
-        } => Some((path, bare, create, (proto_min, proto_max), caps)),
-        _ => None,
-    })?;
+    let (path, bare, create, proto, peer_caps, peer_version) =
+        expect(conn.recv()?, "Hello", |m| match m {
+            Msg::Hello {
+                proto_min,
+                proto_max,
+                path,
+                bare,
+                create,
+                caps,
+                version,
+            } => Some((path, bare, create, (proto_min, proto_max), caps, version)),
+            _ => None,
+        })?;
     if proto.1 < PROTO_MIN || proto.0 > PROTO_MAX {
         return Err(Error::Other(format!(
             "protocol versions {}..{} are not supported here ({PROTO_MIN}..{PROTO_MAX}): upgrade the older sage",
@@ -94,6 +95,7 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
         Err(e) => return Err(e),
     };
     let _lock = repo.lock("serve")?;
+    crate::purge::run::require_peer_caps(&repo, &peer_caps, &peer_version, "the other side")?;
     conn.send(&Msg::Welcome {
         proto: PROTO_MAX.min(proto.1),
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -225,6 +227,11 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
                 send_packs(&repo, conn, &objs, &|_, _| {})?;
                 let snaps = snapshot_infos(&repo, &wants)?;
                 conn.send(&Msg::FetchDone { snaps })?;
+            }
+            Msg::Tombstones { stones } => {
+                let added = crate::purge::run::accept_tombstones(&mut repo, &stones, "a sync")?;
+                let stones = crate::purge::list(&repo.db)?;
+                conn.send(&Msg::TombstonesReply { stones, added })?;
             }
             Msg::Bye => return Ok(()),
             other => {

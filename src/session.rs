@@ -555,9 +555,9 @@ pub struct SessionLog {
 }
 
 /// The entries of a session's parts in one snapshot (absent parts left out).
-type PartState = BTreeMap<String, Entry>;
+pub type PartState = BTreeMap<String, Entry>;
 
-fn part_state(repo: &Repo, root: ObjectId, s: &SessionParts) -> Result<PartState> {
+pub fn part_state(repo: &Repo, root: ObjectId, s: &SessionParts) -> Result<PartState> {
     let mut out = PartState::new();
     let mut paths: Vec<String> = s
         .roots

@@ -7,7 +7,7 @@ use crate::id::{Kind, ObjectId};
 use crate::object::{decode, Chunked, DataRef, Entry, EntryKind, RawObject, Session};
 use crate::pack::{IndexEntry, Pack, PackWriter};
 use crate::prolly::{ObjectSink, ObjectSource};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,15 @@ pub struct ObjectStore {
     /// Packs that failed to open: reported by verify, skipped by reads.
     pub broken: Vec<(PathBuf, String)>,
     pub level: i32,
+    /// Tombstoned data ids (`sage purge`, store-format.md §14.5): never stored again, skipped
+    /// by every reader. Loaded by `Repo` from the `purged` table.
+    pub purged: HashSet<ObjectId>,
+    /// Objects built in memory while reading (a session's purge-filtered version): read like
+    /// stored objects, and written to the next pack an `Inserter` makes, so that a tree that
+    /// names one never lacks it.
+    mem: Mutex<HashMap<ObjectId, (Kind, Vec<u8>)>>,
+    /// Session id -> its purge-filtered entry (id, size), or None when nothing of it remains.
+    pub(crate) filtered: Mutex<HashMap<ObjectId, Option<(ObjectId, u64)>>>,
 }
 
 impl ObjectStore {
@@ -37,6 +46,9 @@ impl ObjectStore {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(3), // level 3: ~10% smaller than 1 for ~15% more time (README figures)
+            purged: HashSet::new(),
+            mem: Mutex::new(HashMap::new()),
+            filtered: Mutex::new(HashMap::new()),
         };
         s.reload()?;
         Ok(s)
@@ -123,7 +135,12 @@ impl ObjectStore {
     /// Read an object, checking that it has the expected kind. Bytes are not re-hashed here
     /// (verify --read-data does that); a block that does not decompress is an error.
     pub fn read(&self, id: ObjectId, kind: Kind) -> Result<Vec<u8>> {
-        let (pack, e) = self.locate(&id)?.ok_or(Error::MissingObject { id })?;
+        let Some((pack, e)) = self.locate(&id)? else {
+            return match self.mem.lock().expect("mem lock").get(&id) {
+                Some((k, b)) if *k == kind => Ok(b.clone()),
+                _ => Err(Error::MissingObject { id }),
+            };
+        };
         if e.kind != kind {
             return Err(Error::CorruptObject {
                 id,
@@ -177,10 +194,14 @@ impl ObjectStore {
             EntryKind::Session => {
                 let id = e.id.ok_or_else(missing_id)?;
                 let s: Session = decode(id, &self.read(id, Kind::Session)?)?;
+                // Purged lines are skipped wherever a session is written out (a conflict side,
+                // say, that no purge-filtered tree replaced).
                 for l in crate::prolly::read_lines(self, s.lines)? {
-                    self.write_data(l, Kind::Line, out)?;
+                    if !self.purged.contains(&l.id) {
+                        self.write_data(l, Kind::Line, out)?;
+                    }
                 }
-                if let Some(t) = s.tail {
+                if let Some(t) = s.tail.filter(|t| !self.purged.contains(&t.id)) {
                     self.write_data(t, Kind::Line, out)?;
                 }
                 Ok(())
@@ -190,6 +211,31 @@ impl ObjectStore {
                 Err(Error::Usage(format!("{} is not a file", e.name)))
             }
         }
+    }
+
+    pub fn is_purged(&self, id: &ObjectId) -> bool {
+        self.purged.contains(id)
+    }
+
+    /// Memory objects no pack holds yet.
+    pub(crate) fn unpersisted(&self) -> Vec<RawObject> {
+        let mem = self.mem.lock().expect("mem lock");
+        mem.iter()
+            .filter(|(id, _)| !matches!(self.locate(id), Ok(Some(_))))
+            .map(|(id, (k, b))| RawObject {
+                kind: *k,
+                id: *id,
+                bytes: b.clone(),
+            })
+            .collect()
+    }
+
+    /// Keep an object in memory (readable at once; persisted by the next pack written).
+    pub(crate) fn put_mem(&self, obj: RawObject) {
+        self.mem
+            .lock()
+            .expect("mem lock")
+            .insert(obj.id, (obj.kind, obj.bytes));
     }
 
     pub fn total_size(&self) -> u64 {
@@ -229,7 +275,8 @@ impl<'a> Inserter<'a> {
     }
 
     pub fn insert(&mut self, kind: Kind, id: ObjectId, bytes: &[u8]) -> Result<bool> {
-        if self.has(&id)? {
+        // A purged line or file never gets its bytes back into a pack (store-format.md §14.5).
+        if self.has(&id)? || self.store.purged.contains(&id) {
             return Ok(false);
         }
         if self.writer.is_none() {
@@ -252,7 +299,21 @@ impl<'a> Inserter<'a> {
     }
 
     /// Make the pack durable; returns its name and index, or None when nothing was new.
-    pub fn finish(self) -> Result<Option<(String, Vec<IndexEntry>)>> {
+    pub fn finish(mut self) -> Result<Option<(String, Vec<IndexEntry>)>> {
+        if self.writer.is_some() {
+            // Memory objects go with any pack written: a tree in this pack may name them.
+            let mem: Vec<(ObjectId, (Kind, Vec<u8>))> = self
+                .store
+                .mem
+                .lock()
+                .expect("mem lock")
+                .iter()
+                .map(|(id, v)| (*id, v.clone()))
+                .collect();
+            for (id, (kind, bytes)) in mem {
+                self.insert(kind, id, &bytes)?;
+            }
+        }
         match self.writer {
             Some(w) => w.finish(),
             None => Ok(None),

@@ -175,6 +175,10 @@ impl Walker<'_> {
 
     /// Check a leaf object exists (without reading it, unless it is chunked).
     fn leaf(&mut self, id: ObjectId, len: u64, small: Kind, path: &str) -> bool {
+        // Purged data is gone on purpose (§14.5): not missing.
+        if self.objects.is_purged(&id) {
+            return false;
+        }
         if len >= crate::object::LARGE_OBJECT {
             let Some(b) = self.problem(id, Kind::Chunked, path) else {
                 return true;
@@ -672,7 +676,12 @@ pub fn repair(home: &Path, store_dir: &Path) -> Result<RepairReport> {
         path: path.clone(),
         source: e,
     };
+    // Tombstones: the table's, plus the log's (which survives a lost database, §14.5).
+    let from_log = crate::purge::read_log(store_dir)?;
+    objects.purged = crate::purge::load(&db)?;
+    objects.purged.extend(from_log.iter().map(|t| t.id));
     let t = db.transaction()?;
+    crate::purge::insert(&t, &from_log).map_err(wrap)?;
     // The pack list is rebuilt from what is on disk now (quarantined packs drop out).
     t.execute("DELETE FROM packs", []).map_err(wrap)?;
     for p in objects.packs() {

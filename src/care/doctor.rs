@@ -135,6 +135,16 @@ pub fn doctor(
             );
         }
     }
+    if let Some(repo) = &repo {
+        if matches!(crate::purge::run::unfinished(repo), Ok(true)) {
+            f.add(
+                "purge",
+                Severity::Warn,
+                "an interrupted purge left purged data in this home's last snapshot or in the packs".into(),
+                Some("sage purge --finish".into()),
+            );
+        }
+    }
     settings_checks(&home_c, repo.as_ref(), opts, &mut f);
     let attention = f.0.iter().filter(|x| x.severity != Severity::Ok).count();
     DoctorReport {
@@ -350,6 +360,26 @@ fn remote_check(
     } else {
         format!("sage sync {}", r.name)
     };
+    // A purge this remote has not applied yet (store-format.md §14.5): its copies of the
+    // purged lines stay there until the next sync carries the tombstones.
+    let stones = crate::purge::list(&repo.db)?;
+    if !stones.is_empty() {
+        let synced = crate::purge::synced_at(&repo.db, &r.name)?.unwrap_or(i64::MIN);
+        let pending: Vec<_> = stones.iter().filter(|t| t.time > synced).collect();
+        if let Some(newest) = pending.iter().map(|t| t.time).max() {
+            f.add(
+                &format!("purge:{}", r.name),
+                Severity::Warn,
+                format!(
+                    "remote {} has not applied the purge of {} lines or files (newest {} ago): it still holds them",
+                    r.name,
+                    pending.len(),
+                    age(now, newest)
+                ),
+                Some(push_fix.clone()),
+            );
+        }
+    }
     let mut remote_has: Option<HashSet<ObjectId>> = None;
     if opts.offline {
         f.add(

@@ -6,6 +6,7 @@ mod conflicts;
 mod demo;
 mod history;
 mod maint;
+mod purge;
 mod retention;
 mod rollback;
 mod snapshot_cmds;
@@ -162,6 +163,31 @@ enum Cmd {
         #[arg(long)]
         save_defaults: bool,
         /// Show which snapshots are kept and why; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm without a TTY
+        #[arg(long)]
+        i_understand_data_loss_risk: bool,
+    },
+    /// Remove lines (or whole sessions) from the home, its history and its packs: when a
+    /// secret was pasted into a conversation. Snapshot ids stay; every sync carries the purge
+    Purge {
+        /// Remove this session whole (id, unique prefix or transcript path); repeatable
+        #[arg(long = "session", value_name = "ID")]
+        sessions: Vec<String>,
+        /// Remove every line (and file) holding this text; repeatable. Prefer --match-file:
+        /// a command line is visible to other users and kept in shell history
+        #[arg(long = "match", value_name = "TEXT", allow_hyphen_values = true)]
+        matches: Vec<String>,
+        /// Read the texts to match from a file, one per line
+        #[arg(long, value_name = "FILE")]
+        match_file: Option<PathBuf>,
+        /// Only finish an earlier purge (or one a sync brought): rewrite what still holds
+        /// purged data, then drop its bytes from the packs
+        #[arg(long)]
+        finish: bool,
+        /// Show what would go; change nothing (the home's changes since the last snapshot
+        /// are not searched)
         #[arg(long)]
         dry_run: bool,
         /// Confirm without a TTY
@@ -410,6 +436,24 @@ pub fn run() -> Result<i32> {
             save_defaults,
             dry_run,
             i_understand_data_loss_risk,
+        ),
+        Cmd::Purge {
+            sessions,
+            matches,
+            match_file,
+            finish,
+            dry_run,
+            i_understand_data_loss_risk,
+        } => purge::purge(
+            &ctx,
+            purge::Args {
+                sessions,
+                matches,
+                match_file,
+                finish,
+                dry_run,
+                flag: i_understand_data_loss_risk,
+            },
         ),
         Cmd::Gc { dry_run } => retention::gc(&ctx, dry_run),
         Cmd::Info => maint::info(&ctx),

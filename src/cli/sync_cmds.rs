@@ -279,6 +279,20 @@ pub fn sync_cmd(
         print_dry_run(&mut o, name, &report)?;
         return Ok(0);
     }
+    if report.tombstones_received > 0 {
+        writeln!(
+            o,
+            "purge from {name}: {} purged lines or files removed from this home and store",
+            report.tombstones_received
+        )?;
+    }
+    if report.tombstones_sent > 0 {
+        writeln!(
+            o,
+            "purge to {name}: {} purged lines or files removed there",
+            report.tombstones_sent
+        )?;
+    }
     if let Some(p) = &report.pull {
         writeln!(o, "pull from {name}: {}", p.summary())?;
         for h in &p.held_back {

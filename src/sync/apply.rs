@@ -163,7 +163,13 @@ pub struct MergeInto<'a> {
 }
 
 /// A snapshot's tree with canonical project names under `pm` (the merge's joined map).
+/// Read as mergers see it: purged lines and files left out (store-format.md §14.5).
 fn flat(repo: &Repo, pm: &PathMap, id: ObjectId) -> Result<FlatTree> {
+    crate::purge::effective(&repo.objects, flat_raw(repo, pm, id)?)
+}
+
+/// Exactly as recorded (the home's own state, for what an apply must rewrite).
+fn flat_raw(repo: &Repo, pm: &PathMap, id: ObjectId) -> Result<FlatTree> {
     Ok(pm.canonicalize(&flatten(&repo.objects, repo.snapshot(&id)?.snap.root)?))
 }
 
@@ -285,10 +291,13 @@ impl Repo {
             .with_folds_for(&[&raw_of(ours)?, &raw_of(Some(opts.theirs))?])
             .with_local_dirs(&self.home);
         let theirs_flat = flat(self, &pm, opts.theirs)?;
-        let ours_flat = match ours {
-            Some(o) => flat(self, &pm, o)?,
+        // HEAD is this home as last scanned: raw, it is what the home holds; effective, it is
+        // what the merge takes (a session still holding a purged line gets rewritten).
+        let ours_raw = match ours {
+            Some(o) => flat_raw(self, &pm, o)?,
             None => FlatTree::new(),
         };
+        let ours_flat = crate::purge::effective(&self.objects, ours_raw.clone())?;
         let old_overlay: BTreeMap<String, OverlayRow> = overlay::load(&self.db)?
             .into_values()
             .map(|mut r| {
@@ -296,7 +305,7 @@ impl Repo {
                 (r.path.clone(), r)
             })
             .collect();
-        let home_now = overlay::home_view(&ours_flat, &old_overlay);
+        let home_now = overlay::home_view(&ours_raw, &old_overlay);
         let mut ins = Inserter::new(&self.objects);
         let (merged, new_head, merge_snap) = if opts.force {
             // The other side's tree, recorded on top of our history (nothing is rewritten).
@@ -642,9 +651,18 @@ impl Repo {
             }
         }
         let changes = diff_trees(&self.objects, &home_now, &self.objects, &target, None)?;
-        // A sync never drops data from a home unless forced.
+        // A sync never drops data from a home unless forced (purged lines aside: dropping them
+        // is the point).
         if !opts.force {
-            if let Some(c) = changes
+            let eff_changes;
+            let checked = if self.objects.purged.is_empty() {
+                &changes
+            } else {
+                let home_eff = crate::purge::effective(&self.objects, home_now.clone())?;
+                eff_changes = diff_trees(&self.objects, &home_eff, &self.objects, &target, None)?;
+                &eff_changes
+            };
+            if let Some(c) = checked
                 .iter()
                 .find(|c| c.change == ChangeKind::Removed || (c.is_session && c.lost_count > 0))
             {
@@ -671,6 +689,7 @@ impl Repo {
             guard,
             undo: None,
             description: format!("sync with {}", opts.their_store),
+            kind: "sync",
             pathmap: pm.clone(),
             me: store_id.clone(),
         };
@@ -691,6 +710,7 @@ impl Repo {
             }
         }
         let written = if self.own_home {
+            self.persist_mem()?;
             apply_changes(self, &self.home.clone(), &plan)?
         } else {
             vec![]

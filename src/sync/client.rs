@@ -145,6 +145,9 @@ pub struct SyncReport {
     pub push_plan: Vec<super::apply::PlanItem>,
     /// `--dry-run` against a remote with no store yet (a push would create it).
     pub remote_has_no_store: bool,
+    /// Purge tombstones new to the remote, and new here (store-format.md §14.5).
+    pub tombstones_sent: u64,
+    pub tombstones_received: u64,
 }
 
 /// The uncompressed size of `objects` (from the pack indexes).
@@ -258,6 +261,10 @@ fn accept(
             "the remote runs sage {version}, which lacks the `{missing}` capability this sync needs\n  fix: upgrade sage on the remote"
         )));
     }
+    if let Err(e) = crate::purge::run::require_peer_caps(repo, &caps, &version, "the remote") {
+        let _ = t.finish();
+        return Err(e);
+    }
     if let Some(known) = &r.store_id {
         if *known != store_id && !opts.init {
             return Err(Error::Refused(format!(
@@ -338,6 +345,39 @@ fn graph(s: &mut Session) -> Result<RemoteGraph> {
         snaps,
         pruned,
     })
+}
+
+/// Both stores end with the union of their tombstones, each finishing the purges new to it
+/// (home rewritten, packs cleaned) before anything else of the sync (store-format.md §14.5).
+fn exchange_tombstones(
+    repo: &mut Repo,
+    s: &mut Session,
+    name: &str,
+    report: &mut SyncReport,
+) -> Result<()> {
+    if !s
+        .caps
+        .iter()
+        .any(|c| c == crate::protocol::PURGE_TOMBSTONES)
+    {
+        return Ok(()); // neither side has any (checked when connecting)
+    }
+    let ours = crate::purge::list(&repo.db)?;
+    s.t.conn.send(&Msg::Tombstones {
+        stones: ours.clone(),
+    })?;
+    let (theirs, added) = expect(s.t.conn.recv()?, "TombstonesReply", |m| match m {
+        Msg::TombstonesReply { stones, added } => Some((stones, added)),
+        _ => None,
+    })?;
+    report.tombstones_sent = added;
+    let remote_ids: HashSet<ObjectId> = theirs.iter().map(|t| t.id).collect();
+    report.tombstones_received =
+        crate::purge::run::accept_tombstones(repo, &theirs, &format!("remote {name}"))?;
+    if ours.iter().all(|t| remote_ids.contains(&t.id)) {
+        crate::purge::set_synced(&repo.db, name, crate::clock::now_ms())?;
+    }
+    Ok(())
 }
 
 fn commit_local(repo: &mut Repo, why: &str) -> Result<()> {
@@ -644,6 +684,7 @@ pub fn run(
             commit_local(repo, &format!("project map for {name}"))?;
         }
         if !opts.dry_run {
+            exchange_tombstones(repo, &mut s, name, &mut report)?;
             remote_commit(
                 &mut s,
                 &format!("before sync from {}", crate::clock::host()),

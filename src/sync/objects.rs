@@ -94,6 +94,10 @@ fn data_objects(
     out: &mut Vec<(Kind, ObjectId)>,
     sent: &mut HashSet<ObjectId>,
 ) -> Result<()> {
+    // Purged data is never sent: the peer learned the tombstone first (§14.5).
+    if repo.objects.is_purged(&id) {
+        return Ok(());
+    }
     if len >= LARGE_OBJECT {
         let c: Chunked = decode(id, &repo.objects.read(id, Kind::Chunked)?)?;
         for ch in c.chunks {
@@ -439,6 +443,10 @@ pub fn receive_pack<R: Read, W: Write>(
             if e.kind == Kind::Snapshot && !in_pack.contains(&r) && !repo.objects.contains(&r)? {
                 continue;
             }
+            // A tree may name purged data: its absence is the purge, not damage.
+            if !in_pack.contains(&r) && repo.objects.is_purged(&r) {
+                continue;
+            }
             if in_pack.contains(&r) {
                 match pack.find(&r)? {
                     Some(x) if x.kind == k => continue,
@@ -470,14 +478,28 @@ pub fn receive_pack<R: Read, W: Write>(
         }
         Ok(())
     })?;
-    drop(pack);
+    // A peer that has not learned a purge yet (or lacks `purge-tombstones`) may send purged
+    // data: it is copied into a pack of its own without it, so that no byte of it lands.
+    let name = if in_pack.iter().any(|i| repo.objects.is_purged(i)) {
+        let mut ins = crate::store::Inserter::new(&repo.objects);
+        pack.for_each_object(|e, b| ins.insert(e.kind, e.id, b).map(|_| ()))?;
+        drop(pack);
+        match ins.finish()? {
+            Some((name, _)) => name,
+            None => return Ok(None),
+        }
+    } else {
+        drop(pack);
+        let dest = dir.join(format!("{name}.pack"));
+        if dest.exists() {
+            return Ok(None);
+        }
+        std::fs::rename(&tmp, &dest).ctx(|| format!("renaming {} into place", tmp.display()))?;
+        std::mem::forget(guard);
+        crate::fsutil::fsync_dir(&dir)?;
+        name
+    };
     let dest = dir.join(format!("{name}.pack"));
-    if dest.exists() {
-        return Ok(None);
-    }
-    std::fs::rename(&tmp, &dest).ctx(|| format!("renaming {} into place", tmp.display()))?;
-    std::mem::forget(guard);
-    crate::fsutil::fsync_dir(&dir)?;
     crate::failpoint::hit("receive-after-pack-rename");
     repo.objects.add_pack(&name)?;
     let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);

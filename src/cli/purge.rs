@@ -1,0 +1,226 @@
+//! `sage purge`: preview what goes, confirm, then tombstone, rewrite the home and drop bytes.
+
+use super::{human_bytes, Ctx};
+use anyhow::Result;
+use sage::purge::run::{self, Criteria, PurgeOutcome, PurgePlan};
+use sage::Error;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+pub struct Args {
+    pub sessions: Vec<String>,
+    pub matches: Vec<String>,
+    pub match_file: Option<PathBuf>,
+    pub finish: bool,
+    pub dry_run: bool,
+    pub flag: bool,
+}
+
+/// At most this many paths in the text preview (`--json` lists all).
+const SHOWN: usize = 40;
+
+fn preview(o: &mut dyn Write, plan: &PurgePlan) -> std::io::Result<()> {
+    let f = &plan.found;
+    writeln!(
+        o,
+        "purge: {} lines and {} files ({}), named by {} snapshots",
+        f.lines,
+        f.files,
+        human_bytes(f.bytes),
+        f.snapshots
+    )?;
+    writeln!(
+        o,
+        "  snapshot ids stay; their trees will read without these lines, and their bytes leave the packs"
+    )?;
+    for s in &plan.sessions {
+        writeln!(o, "session {}: {}", s.id, s.roots.join(", "))?;
+    }
+    if f.head.is_empty() {
+        writeln!(
+            o,
+            "this home: nothing changes (only older snapshots hold them)"
+        )?;
+    } else {
+        writeln!(o, "this home loses:")?;
+        for (p, c) in f.head.iter().take(SHOWN) {
+            if c.whole {
+                writeln!(o, "  {p}  removed ({})", human_bytes(c.bytes))?;
+            } else {
+                writeln!(
+                    o,
+                    "  {p}  -{} line{} ({})",
+                    c.lines,
+                    if c.lines == 1 { "" } else { "s" },
+                    human_bytes(c.bytes)
+                )?;
+            }
+        }
+        if f.head.len() > SHOWN {
+            writeln!(
+                o,
+                "  ... and {} more (--json lists all)",
+                f.head.len() - SHOWN
+            )?;
+        }
+    }
+    if f.shared_kept > 0 {
+        writeln!(
+            o,
+            "kept: {} side files of the session that other paths also hold (the session's own paths still go)",
+            f.shared_kept
+        )?;
+    }
+    writeln!(
+        o,
+        "other machines: each sync carries the purge; `sage doctor` names a remote that has not applied it"
+    )
+}
+
+fn report(ctx: &Ctx, out: &PurgeOutcome) -> Result<()> {
+    if ctx.json || ctx.quiet {
+        return Ok(());
+    }
+    println!(
+        "purged: {} tombstones recorded; home: {} files rewritten, {} removed",
+        out.tombstones, out.rewritten, out.removed
+    );
+    if let Some(s) = out.snapshot {
+        println!("HEAD is now {} (purge)", s.to_hex());
+    }
+    println!(
+        "store: {} packs, {} -> {} packs, {} ({} objects dropped)",
+        out.gc.packs_before,
+        human_bytes(out.gc.bytes_before),
+        out.gc.packs_after,
+        human_bytes(out.gc.bytes_after),
+        out.gc.objects_dropped
+    );
+    Ok(())
+}
+
+fn outcome_json(out: &PurgeOutcome) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(out)?;
+    v["snapshot"] = out.snapshot.map(|s| s.to_hex()).into();
+    Ok(v)
+}
+
+pub fn purge(ctx: &Ctx, a: Args) -> Result<i32> {
+    let mut crit = Criteria {
+        sessions: a.sessions,
+        matches: a.matches,
+    };
+    if let Some(f) = &a.match_file {
+        let text = std::fs::read(f)
+            .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))?;
+        for line in text.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() {
+                crit.matches
+                    .push(String::from_utf8_lossy(line).into_owned());
+            }
+        }
+        if crit.matches.is_empty() {
+            return Err(Error::Usage(format!("{} holds no text to match", f.display())).into());
+        }
+    }
+    if crit.is_empty() && !a.finish {
+        return Err(Error::Usage(
+            "say what to purge: --session ID, --match TEXT or --match-file FILE (or --finish to complete an earlier purge)".into(),
+        )
+        .into());
+    }
+    let mut repo = ctx.open()?;
+    let _lock = repo.lock("purge")?;
+    if crit.is_empty() {
+        if !run::unfinished(&repo)? {
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({"finished": true, "changed": false}))?;
+            } else if !ctx.quiet {
+                println!("nothing to finish: no purged data is left in this home or its packs");
+            }
+            return Ok(0);
+        }
+        if a.dry_run {
+            if !ctx.quiet && !ctx.json {
+                println!("an earlier purge is unfinished: `sage purge --finish` completes it");
+            }
+            return Ok(0);
+        }
+        let out = run::finish(&mut repo, &[], "purge --finish")?;
+        if ctx.json {
+            ctx.print_json(&outcome_json(&out)?)?;
+        }
+        report(ctx, &out)?;
+        return Ok(0);
+    }
+    let plan = run::plan(&mut repo, &crit, a.dry_run)?;
+    let plan_json = || -> Result<serde_json::Value> {
+        let mut v = serde_json::to_value(&plan)?;
+        v["dry_run"] = a.dry_run.into();
+        Ok(v)
+    };
+    if plan.is_empty() && plan.unfinished && !a.dry_run {
+        // What was tombstoned before (a purge killed midway, or one a sync brought) is
+        // finished without asking again: the data loss was confirmed then.
+        if !ctx.quiet && !ctx.json {
+            println!("nothing new matches; finishing the earlier purge");
+        }
+        let out = run::finish(&mut repo, &[], "purge --finish")?;
+        if ctx.json {
+            ctx.print_json(&outcome_json(&out)?)?;
+        }
+        report(ctx, &out)?;
+        return Ok(0);
+    }
+    if plan.is_empty() {
+        if ctx.json {
+            ctx.print_json(&plan_json()?)?;
+        } else if !ctx.quiet {
+            println!(
+                "nothing to purge: no line or file of the {} kept snapshots matches ({} searched)",
+                repo.db.all_snapshots()?.len(),
+                human_bytes(plan.found.searched_bytes)
+            );
+            if plan.unfinished {
+                println!("an earlier purge is unfinished: `sage purge --finish` completes it");
+            }
+        }
+        return Ok(0);
+    }
+    if ctx.json {
+        if a.dry_run || !a.flag {
+            ctx.print_json(&plan_json()?)?;
+        }
+    } else {
+        preview(&mut std::io::stdout().lock(), &plan)?;
+    }
+    if a.dry_run {
+        return Ok(0);
+    }
+    if !a.flag {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Refused(
+                "purge deletes history for good and no TTY can confirm it: pass --i-understand-data-loss-risk to proceed (or --dry-run to see what goes)".into(),
+            )
+            .into());
+        }
+        let mut e = std::io::stderr().lock();
+        writeln!(e, "\nDANGER: DESTRUCTIVE OPERATION")?;
+        writeln!(
+            e,
+            "This will PERMANENTLY DELETE {} lines and {} files from this home, from every snapshot of this store, and (at their next sync) from every machine this store syncs with",
+            plan.found.lines, plan.found.files
+        )?;
+        drop(e);
+        super::rollback::ask_phrase()?;
+    }
+    let out = run::execute(&mut repo, &plan)?;
+    if ctx.json {
+        let mut v = plan_json()?;
+        v["done"] = outcome_json(&out)?;
+        ctx.print_json(&v)?;
+    }
+    report(ctx, &out)?;
+    Ok(0)
+}

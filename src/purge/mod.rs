@@ -1,0 +1,351 @@
+//! Purge: when a secret was pasted into a conversation (store-format.md §14.5).
+//!
+//! A purge *tombstones* data ids (lines of sessions, whole files): their ids go into the
+//! `purged` table, trees and snapshot ids stay as they are, and from then on:
+//! - no pack receives their bytes again (`Inserter` refuses them; gc leaves them out);
+//! - every reader skips them: a snapshot's tree is read through [`effective`], which replaces
+//!   each session holding a purged line by the session without it (built once, in memory,
+//!   written with the next pack) and drops purged files;
+//! - merge and apply work on those effective trees, so no merge result names a purged id, and
+//!   an apply replaces a home's session that still holds one;
+//! - every sync exchanges the table (`purge-tombstones` capability).
+//!
+//! The home itself is the one raw view: a scan records what is on disk (a purged line in a
+//! home is named by the snapshot, its bytes are not stored), so that the next checkout or merge
+//! sees the difference and rewrites the file.
+
+pub mod run;
+pub mod search;
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::id::{Kind, ObjectId};
+use crate::object::{encode, DataRef, Entry, EntryKind, RawObject, Session};
+use crate::prolly::{build_lines, read_lines, ObjectSink};
+use crate::store::ObjectStore;
+use crate::tree::FlatTree;
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// One tombstoned data id: a Line (or a session's tail), a Blob file, or a Chunked object and
+/// its chunks. `reason` never holds the matched text (that is the secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub id: ObjectId,
+    #[serde(with = "kind_u8")]
+    pub kind: Kind,
+    pub time: i64,
+    pub reason: String,
+}
+
+mod kind_u8 {
+    use crate::id::Kind;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(k: &Kind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(*k as u8)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Kind, D::Error> {
+        let b = u8::deserialize(d)?;
+        Kind::from_u8(b).ok_or_else(|| serde::de::Error::custom(format!("unknown kind {b}")))
+    }
+}
+
+/// All tombstones, oldest first.
+pub fn list(db: &Db) -> Result<Vec<Tombstone>> {
+    let mut st = db
+        .conn
+        .prepare("SELECT id, kind, time, reason FROM purged ORDER BY time, id")
+        .map_err(|e| db.db_err(e))?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, u8>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(|e| db.db_err(e))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| db.db_err(e))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, kind, time, reason) in rows {
+        let (Some(id), Some(kind)) = (ObjectId::from_slice(&id), Kind::from_u8(kind)) else {
+            return Err(Error::Other(format!(
+                "the store database {} has a malformed purged row\n  fix: run `sage verify`",
+                db.path.display()
+            )));
+        };
+        out.push(Tombstone {
+            id,
+            kind,
+            time,
+            reason,
+        });
+    }
+    Ok(out)
+}
+
+/// The tombstoned ids, as readers use them: the table's, and the log's (a kill between the
+/// log's append and the transaction leaves rows only there).
+pub fn load_all(db: &Db, store_dir: &std::path::Path) -> Result<HashSet<ObjectId>> {
+    let mut ids = load(db)?;
+    ids.extend(read_log(store_dir)?.into_iter().map(|t| t.id));
+    Ok(ids)
+}
+
+/// The tombstoned ids of the table.
+pub fn load(db: &Db) -> Result<HashSet<ObjectId>> {
+    let mut st = db
+        .conn
+        .prepare("SELECT id FROM purged")
+        .map_err(|e| db.db_err(e))?;
+    let ids = st
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .map_err(|e| db.db_err(e))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| db.db_err(e))?;
+    Ok(ids
+        .into_iter()
+        .filter_map(|b| ObjectId::from_slice(&b))
+        .collect())
+}
+
+/// Insert tombstones not yet present; returns how many were new. Only data kinds are accepted
+/// (a peer cannot tombstone a tree or a snapshot).
+pub fn insert(tx: &Transaction, stones: &[Tombstone]) -> rusqlite::Result<u64> {
+    let mut n = 0;
+    for t in stones {
+        if !matches!(t.kind, Kind::Line | Kind::Blob | Kind::Chunked) {
+            continue;
+        }
+        n += tx.execute(
+            "INSERT OR IGNORE INTO purged(id, kind, time, reason) VALUES (?1,?2,?3,?4)",
+            params![&t.id.0[..], t.kind as u8, t.time, t.reason],
+        )? as u64;
+    }
+    Ok(n)
+}
+
+/// The tombstone log beside the database (`<store>/purged.log`): the same rows, appended and
+/// fsynced before the transaction that inserts them, so that `verify --repair` can rebuild the
+/// table if the database is lost (the packs no longer hold what the trees name).
+pub const LOG: &str = "purged.log";
+
+/// Append tombstones to the log (one line each: hex id, kind, time, reason as JSON).
+pub fn append_log(store_dir: &std::path::Path, stones: &[Tombstone]) -> Result<()> {
+    use std::io::Write;
+    if stones.is_empty() {
+        return Ok(());
+    }
+    let path = store_dir.join(LOG);
+    let mut text = String::new();
+    for t in stones {
+        text.push_str(&format!(
+            "{} {} {} {}\n",
+            t.id.to_hex(),
+            t.kind as u8,
+            t.time,
+            serde_json::to_string(&t.reason).unwrap_or_else(|_| "\"\"".into())
+        ));
+    }
+    let existed = path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    if !existed {
+        crate::fsutil::fsync_dir(store_dir)?;
+    }
+    Ok(())
+}
+
+/// The tombstones of the log (a torn last line, from a kill mid-append, is ignored).
+pub fn read_log(store_dir: &std::path::Path) -> Result<Vec<Tombstone>> {
+    let path = store_dir.join(LOG);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    let mut out = Vec::new();
+    for line in String::from_utf8_lossy(&text).lines() {
+        let mut it = line.splitn(4, ' ');
+        let (Some(id), Some(kind), Some(time), Some(reason)) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            continue;
+        };
+        let (Some(id), Some(kind), Ok(time), Ok(reason)) = (
+            ObjectId::from_hex(id),
+            kind.parse().ok().and_then(Kind::from_u8),
+            time.parse::<i64>(),
+            serde_json::from_str::<String>(reason),
+        ) else {
+            continue;
+        };
+        out.push(Tombstone {
+            id,
+            kind,
+            time,
+            reason,
+        });
+    }
+    Ok(out)
+}
+
+/// Record tombstones durably: the log first, then one transaction. Returns how many were new.
+pub fn record(db: &mut Db, store_dir: &std::path::Path, stones: &[Tombstone]) -> Result<u64> {
+    let known = load(db)?;
+    let new: Vec<Tombstone> = stones
+        .iter()
+        .filter(|t| {
+            !known.contains(&t.id) && matches!(t.kind, Kind::Line | Kind::Blob | Kind::Chunked)
+        })
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return Ok(0);
+    }
+    append_log(store_dir, &new)?;
+    let path = db.path.clone();
+    let wrap = |e| Error::Db {
+        path: path.clone(),
+        source: e,
+    };
+    let t = db.transaction()?;
+    let n = insert(&t, &new).map_err(wrap)?;
+    t.commit().map_err(wrap)?;
+    Ok(n)
+}
+
+/// When this store last learned that `remote` holds every tombstone it has (ms), if ever.
+pub fn synced_at(db: &Db, remote: &str) -> Result<Option<i64>> {
+    Ok(db
+        .meta(&format!("purge.synced.{remote}"))?
+        .and_then(|v| v.parse().ok()))
+}
+
+pub fn set_synced(db: &Db, remote: &str, time: i64) -> Result<()> {
+    db.set_meta(&format!("purge.synced.{remote}"), &time.to_string())
+}
+
+/// The newest tombstone's time (ms), if any.
+pub fn newest(db: &Db) -> Result<Option<i64>> {
+    db.conn
+        .query_row("SELECT MAX(time) FROM purged", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .optional()
+        .map(|v| v.flatten())
+        .map_err(|e| db.db_err(e))
+}
+
+/// Writes built nodes into the store's memory (persisted with the next pack).
+struct MemSink<'a>(&'a ObjectStore);
+impl ObjectSink for MemSink<'_> {
+    fn put(&mut self, obj: RawObject) -> Result<()> {
+        self.0.put_mem(obj);
+        Ok(())
+    }
+}
+
+/// `e` as readers see it once purged ids are dropped; `None` when nothing of it remains.
+pub fn effective_entry(objects: &ObjectStore, e: &Entry) -> Result<Option<Entry>> {
+    if objects.purged.is_empty() {
+        return Ok(Some(e.clone()));
+    }
+    let Some(id) = e.id else {
+        return Ok(Some(e.clone()));
+    };
+    match e.kind {
+        EntryKind::File if objects.is_purged(&id) => Ok(None),
+        EntryKind::Session => {
+            let memo = objects
+                .filtered
+                .lock()
+                .expect("filter lock")
+                .get(&id)
+                .copied();
+            let f = match memo {
+                Some(f) => f,
+                None => {
+                    let f = filter_session(objects, id)?;
+                    objects.filtered.lock().expect("filter lock").insert(id, f);
+                    f
+                }
+            };
+            Ok(f.map(|(nid, size)| Entry {
+                id: Some(nid),
+                size,
+                ..e.clone()
+            }))
+        }
+        _ => Ok(Some(e.clone())),
+    }
+}
+
+/// The session without its purged lines: its (id, size), or None when nothing remains.
+fn filter_session(objects: &ObjectStore, id: ObjectId) -> Result<Option<(ObjectId, u64)>> {
+    let s: Session = crate::object::decode(id, &objects.read(id, Kind::Session)?)?;
+    let lines = read_lines(objects, s.lines)?;
+    let tail_purged = s.tail.is_some_and(|t| objects.is_purged(&t.id));
+    if !tail_purged && !lines.iter().any(|l| objects.is_purged(&l.id)) {
+        return Ok(Some((id, s.size)));
+    }
+    let kept: Vec<DataRef> = lines
+        .into_iter()
+        .filter(|l| !objects.is_purged(&l.id))
+        .collect();
+    let tail = s.tail.filter(|t| !objects.is_purged(&t.id));
+    if kept.is_empty() && tail.is_none() {
+        return Ok(None);
+    }
+    let root = build_lines(&kept, &mut MemSink(objects))?;
+    let size = kept.iter().map(|l| l.len).sum::<u64>() + tail.map_or(0, |t| t.len);
+    let sess = Session {
+        count: kept.len() as u64,
+        size,
+        lines: root,
+        tail,
+    };
+    let obj = RawObject::new(Kind::Session, encode(&sess));
+    let nid = obj.id;
+    objects.put_mem(obj);
+    Ok(Some((nid, size)))
+}
+
+/// A tree as readers see it: sessions without their purged lines, purged files gone (and
+/// directories left empty by that gone too). The identity when nothing is purged.
+pub fn effective(objects: &ObjectStore, flat: FlatTree) -> Result<FlatTree> {
+    if objects.purged.is_empty() {
+        return Ok(flat);
+    }
+    let mut out = FlatTree::new();
+    for (p, e) in flat {
+        if let Some(e) = effective_entry(objects, &e)? {
+            out.insert(p, e);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a tree names a purged id anywhere a reader would see it (its effective view differs).
+pub fn holds_purged(objects: &ObjectStore, flat: &FlatTree) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if objects.purged.is_empty() {
+        return Ok(out);
+    }
+    for (p, e) in flat {
+        match effective_entry(objects, e)? {
+            Some(x) if x.id == e.id => {}
+            _ => out.push(p.clone()),
+        }
+    }
+    Ok(out)
+}
