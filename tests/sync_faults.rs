@@ -1117,3 +1117,68 @@ fn serve_rejects_a_malicious_client() {
         victim.check(name, &err, &[expect]);
     }
 }
+
+/// A store that purged data refuses to sync with a sage that cannot carry tombstones (it would
+/// bring the purged lines back, or fail on the objects it lacks): as a client, and as a server.
+#[test]
+fn a_store_with_purged_data_refuses_a_peer_without_tombstones() {
+    let w = World::new();
+    let a = w.machine("laptop");
+    small_home(&a);
+    let s = a.home.join(format!("{APP}/s.jsonl"));
+    let mut f = fs::OpenOptions::new().append(true).open(&s).unwrap();
+    f.write_all(b"{\"type\":\"user\",\"message\":{\"content\":\"pw hunter2-XYZZY\"}}\n")
+        .unwrap();
+    drop(f);
+    a.commit();
+    a.ok(&[
+        "purge",
+        "--match",
+        "hunter2-XYZZY",
+        "--i-understand-data-loss-risk",
+    ]);
+    // As a client: a server without the capability.
+    let mut b = MAGIC.to_vec();
+    b.extend(frame(&Msg::Welcome {
+        proto: 1,
+        version: "0.1.0".into(),
+        store_id: "fakestore".into(),
+        created: false,
+        bare: false,
+        home_marker: Some("fakestore".into()),
+        home_exists: true,
+        caps: sage::protocol::our_caps()
+            .into_iter()
+            .filter(|c| c != sage::protocol::PURGE_TOMBSTONES)
+            .collect(),
+    }));
+    let script = fake_server(&w, "old", &b);
+    let url = format!("ssh://fake{}", w.path("nowhere").display());
+    a.ok(&[
+        "remote",
+        "add",
+        "old",
+        &url,
+        "--remote-sage",
+        &script.display().to_string(),
+        "--no-check",
+    ]);
+    let head = a.head();
+    let o = a.run(&["sync", "old"]);
+    assert_eq!(o.code, Some(1), "{}", o.all());
+    assert!(
+        o.all().contains("lacks the `purge-tombstones` capability")
+            && o.all().contains("upgrade sage"),
+        "{}",
+        o.all()
+    );
+    assert_eq!(a.head(), head, "nothing was recorded");
+    // As a server: a client without it gets an error before anything else.
+    let (_, msgs, _) = serve_with(&a, &[]);
+    match msgs.first() {
+        Some(Msg::Error { message }) => {
+            assert!(message.contains("purge-tombstones"), "{message}")
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}

@@ -349,3 +349,138 @@ pub fn holds_purged(objects: &ObjectStore, flat: &FlatTree) -> Result<Vec<String
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Inserter;
+
+    fn line(s: &str) -> (RawObject, DataRef) {
+        let o = RawObject::new(Kind::Line, s.as_bytes().to_vec());
+        let r = DataRef {
+            id: o.id,
+            len: s.len() as u64,
+        };
+        (o, r)
+    }
+
+    /// A store holding one session of `lines` (plus an unterminated tail); returns its entry.
+    fn store_with_session(
+        dir: &std::path::Path,
+        lines: &[&str],
+        tail: &str,
+    ) -> (ObjectStore, Entry) {
+        let mut objects = ObjectStore::open(dir).unwrap();
+        let mut ins = Inserter::new(&objects);
+        let mut refs = Vec::new();
+        for l in lines {
+            let (o, r) = line(l);
+            ins.insert(o.kind, o.id, &o.bytes).unwrap();
+            refs.push(r);
+        }
+        let (t, tr) = line(tail);
+        ins.insert(t.kind, t.id, &t.bytes).unwrap();
+        let root = build_lines(&refs, &mut ins).unwrap();
+        let size = lines.iter().map(|l| l.len() as u64).sum::<u64>() + tail.len() as u64;
+        let s = RawObject::new(
+            Kind::Session,
+            encode(&Session {
+                count: refs.len() as u64,
+                size,
+                lines: root,
+                tail: Some(tr),
+            }),
+        );
+        ins.insert(s.kind, s.id, &s.bytes).unwrap();
+        let (name, _) = ins.finish().unwrap().unwrap();
+        objects.add_pack(&name).unwrap();
+        let e = Entry {
+            name: "s.jsonl".into(),
+            kind: EntryKind::Session,
+            size,
+            exec: false,
+            id: Some(s.id),
+            target: vec![],
+        };
+        (objects, e)
+    }
+
+    fn bytes(o: &ObjectStore, e: &Entry) -> Vec<u8> {
+        let mut v = Vec::new();
+        o.write_entry(e, &mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn a_session_reads_without_its_purged_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut o, e) = store_with_session(d.path(), &["a\n", "SECRET\n", "c\n"], "tail");
+        assert_eq!(bytes(&o, &e), b"a\nSECRET\nc\ntail");
+        o.purged.insert(ObjectId::hash(Kind::Line, b"SECRET\n"));
+        let f = effective_entry(&o, &e).unwrap().unwrap();
+        assert_ne!(f.id, e.id);
+        assert_eq!(f.size, 8);
+        assert_eq!(bytes(&o, &f), b"a\nc\ntail");
+        // the raw entry is written without it too (a conflict side no filter replaced)
+        assert_eq!(bytes(&o, &e), b"a\nc\ntail");
+        // the filtered session is the one a scan of the filtered file builds
+        let d2 = tempfile::tempdir().unwrap();
+        let (_, clean) = store_with_session(d2.path(), &["a\n", "c\n"], "tail");
+        assert_eq!(f.id, clean.id);
+        // nothing left: the entry goes
+        for l in ["a\n", "c\n", "tail"] {
+            o.purged.insert(ObjectId::hash(Kind::Line, l.as_bytes()));
+        }
+        o.filtered.lock().unwrap().clear();
+        assert_eq!(effective_entry(&o, &e).unwrap(), None);
+    }
+
+    #[test]
+    fn the_log_round_trips_and_ignores_a_torn_line() {
+        let d = tempfile::tempdir().unwrap();
+        let stones = vec![
+            Tombstone {
+                id: ObjectId::hash(Kind::Line, b"x"),
+                kind: Kind::Line,
+                time: 5,
+                reason: "purge --match (1 texts) \"quoted\"".into(),
+            },
+            Tombstone {
+                id: ObjectId::hash(Kind::Blob, b"y"),
+                kind: Kind::Blob,
+                time: 6,
+                reason: String::new(),
+            },
+        ];
+        append_log(d.path(), &stones).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.path().join(LOG))
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"0123abc 1 7").unwrap();
+        assert_eq!(read_log(d.path()).unwrap(), stones);
+    }
+
+    #[test]
+    fn a_peer_cannot_tombstone_structure() {
+        let d = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&d.path().join("sage.db"), true).unwrap();
+        let stones = vec![
+            Tombstone {
+                id: ObjectId::hash(Kind::DirNode, b"x"),
+                kind: Kind::DirNode,
+                time: 1,
+                reason: String::new(),
+            },
+            Tombstone {
+                id: ObjectId::hash(Kind::Line, b"x"),
+                kind: Kind::Line,
+                time: 1,
+                reason: String::new(),
+            },
+        ];
+        assert_eq!(record(&mut db, d.path(), &stones).unwrap(), 1);
+        assert_eq!(record(&mut db, d.path(), &stones).unwrap(), 0);
+        assert_eq!(list(&db).unwrap().len(), 1);
+    }
+}
