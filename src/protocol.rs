@@ -165,7 +165,7 @@ pub enum Msg {
         message: String,
     },
 
-    // Added with `purge-tombstones` (appended: variants are encoded by position).
+    // Added with `purge-tombstones` (sent only to a peer that listed it).
     /// client -> server: every tombstone the client holds.
     Tombstones {
         stones: Vec<crate::purge::Tombstone>,

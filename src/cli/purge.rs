@@ -19,15 +19,20 @@ pub struct Args {
 /// At most this many paths in the text preview (`--json` lists all).
 const SHOWN: usize = 40;
 
+/// `1 line`, `2 lines`.
+fn count(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 fn preview(o: &mut dyn Write, plan: &PurgePlan) -> std::io::Result<()> {
     let f = &plan.found;
     writeln!(
         o,
-        "purge: {} lines and {} files ({}), named by {} snapshots",
-        f.lines,
-        f.files,
+        "purge: {} and {} ({}), named by {}",
+        count(f.lines, "line"),
+        count(f.files, "file"),
         human_bytes(f.bytes),
-        f.snapshots
+        count(f.snapshots, "snapshot")
     )?;
     writeln!(
         o,
@@ -49,9 +54,8 @@ fn preview(o: &mut dyn Write, plan: &PurgePlan) -> std::io::Result<()> {
             } else {
                 writeln!(
                     o,
-                    "  {p}  -{} line{} ({})",
-                    c.lines,
-                    if c.lines == 1 { "" } else { "s" },
+                    "  {p}  -{} ({})",
+                    count(c.lines, "line"),
                     human_bytes(c.bytes)
                 )?;
             }
@@ -82,8 +86,10 @@ fn report(ctx: &Ctx, out: &PurgeOutcome) -> Result<()> {
         return Ok(());
     }
     println!(
-        "purged: {} tombstones recorded; home: {} files rewritten, {} removed",
-        out.tombstones, out.rewritten, out.removed
+        "purged: {} recorded; home: {} rewritten, {} removed",
+        count(out.tombstones, "tombstone"),
+        count(out.rewritten as u64, "file"),
+        out.removed
     );
     if let Some(s) = out.snapshot {
         println!("HEAD is now {} (purge)", s.to_hex());
@@ -209,8 +215,9 @@ pub fn purge(ctx: &Ctx, a: Args) -> Result<i32> {
         writeln!(e, "\nDANGER: DESTRUCTIVE OPERATION")?;
         writeln!(
             e,
-            "This will PERMANENTLY DELETE {} lines and {} files from this home, from every snapshot of this store, and (at their next sync) from every machine this store syncs with",
-            plan.found.lines, plan.found.files
+            "This will PERMANENTLY DELETE {} and {} from this home, from every snapshot of this store, and (at their next sync) from every machine this store syncs with",
+            count(plan.found.lines, "line"),
+            count(plan.found.files, "file")
         )?;
         drop(e);
         super::rollback::ask_phrase()?;
