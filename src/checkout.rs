@@ -672,7 +672,16 @@ pub(crate) fn apply_changes(
             plan.guard.get(&plan.local(&c.path)),
             std::fs::symlink_metadata(home.join(plan.local(&c.path))),
         ) {
-            if stat_changed(row, &m) {
+            // A session a live writer only appended to since the scan is fine: an append
+            // writes after its end, and a replace copies what landed past the scanned size
+            // across (the same inode, grown).
+            let both_sessions = plan
+                .current_flat
+                .get(&c.path)
+                .zip(plan.target_flat.get(&c.path))
+                .is_some_and(|(a, b)| a.kind == EntryKind::Session && b.kind == EntryKind::Session);
+            let only_grew = both_sessions && row.ino == m.ino() && m.len() >= row.size;
+            if stat_changed(row, &m) && !only_grew {
                 return Err(Error::Refused(format!(
                     "{} changed while sage was preparing the checkout; nothing was changed: run the command again",
                     c.path
@@ -830,18 +839,15 @@ pub(crate) fn apply_changes(
     for (p, e) in &rest {
         if let (Some(cur), Some(id)) = (plan.current_flat.get(p.as_str()), e.id) {
             if cur.kind == EntryKind::Session && e.kind == EntryKind::Session {
+                let lp = plan.local(p);
                 intents.push(Intent {
-                    file: home.join(p),
+                    file: home.join(&lp),
                     kind: IntentKind::Replace,
-                    old_size: plan
-                        .guard
-                        .get(p.as_str())
-                        .map(|g| g.size)
-                        .unwrap_or(cur.size),
+                    old_size: plan.guard.get(&lp).map(|g| g.size).unwrap_or(cur.size),
                     target: id,
                     target_size: e.size,
-                    temp: Some(temp_path(home, p)),
-                    side: Some(side_path(home, p)),
+                    temp: Some(temp_path(home, &lp)),
+                    side: Some(side_path(home, &lp)),
                 });
             }
         }

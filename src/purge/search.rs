@@ -141,6 +141,43 @@ fn kept_snapshots(repo: &Repo) -> Result<Vec<(ObjectId, ObjectId)>> {
         .collect())
 }
 
+/// The objects of `wanted` whose bytes satisfy `hit`: each pack's blocks read in parallel.
+fn scan_packs(
+    o: &ObjectStore,
+    wanted: &HashMap<ObjectId, (Kind, u64)>,
+    hit: &(dyn Fn(&[u8]) -> bool + Sync),
+) -> Result<Vec<(ObjectId, Kind, u64)>> {
+    let mut out: HashMap<ObjectId, (Kind, u64)> = HashMap::new();
+    for pack in o.packs() {
+        let mut by_block: BTreeMap<u32, Vec<crate::pack::IndexEntry>> = BTreeMap::new();
+        for i in 0..pack.object_count() {
+            let e = pack.entry(i)?;
+            if wanted.contains_key(&e.id) && !out.contains_key(&e.id) {
+                by_block.entry(e.block).or_default().push(e);
+            }
+        }
+        let blocks: Vec<(u32, Vec<crate::pack::IndexEntry>)> = by_block.into_iter().collect();
+        let found: Vec<ObjectId> = blocks
+            .par_iter()
+            .map(|(block, entries)| -> Result<Vec<ObjectId>> {
+                let data = pack.read_block(*block)?;
+                Ok(entries
+                    .iter()
+                    .filter(|e| hit(&data[e.offset as usize..(e.offset + e.len) as usize]))
+                    .map(|e| e.id)
+                    .collect())
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        for id in found {
+            out.insert(id, wanted[&id]);
+        }
+    }
+    Ok(out.into_iter().map(|(id, (k, l))| (id, k, l)).collect())
+}
+
 /// The bytes of a data ref (a large one assembled from its chunks).
 fn bytes_of(o: &ObjectStore, id: ObjectId, kind: Kind, len: u64) -> Result<Vec<u8>> {
     let small = if kind == Kind::Chunked {
@@ -177,19 +214,25 @@ pub fn search(repo: &Repo, sessions: &[SessionParts], needles: &[Vec<u8>]) -> Re
             .map(|(id, (k, len))| (*id, *k, *len))
             .collect();
         searched = candidates.iter().map(|c| c.2).sum();
-        let found: Vec<(ObjectId, Kind, u64)> = candidates
-            .into_par_iter()
-            .map(|(id, k, len)| -> Result<Option<(ObjectId, Kind, u64)>> {
-                let b = bytes_of(o, id, k, len)?;
-                Ok(finders
-                    .iter()
-                    .any(|f| f.find(&b).is_some())
-                    .then_some((id, k, len)))
-            })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
+        let matches = |b: &[u8]| finders.iter().any(|f| f.find(b).is_some());
+        // Small lines and files: every pack read once, block by block, in parallel (reading
+        // them one by one would decompress a block per object).
+        let small: HashMap<ObjectId, (Kind, u64)> = candidates
+            .iter()
+            .filter(|c| c.1 != Kind::Chunked)
+            .map(|c| (c.0, (c.1, c.2)))
             .collect();
+        let mut found: Vec<(ObjectId, Kind, u64)> = scan_packs(o, &small, &matches)?;
+        // Large ones, assembled (a text may straddle two chunks).
+        let large: Vec<(ObjectId, Kind, u64)> = candidates
+            .into_iter()
+            .filter(|c| c.1 == Kind::Chunked)
+            .collect();
+        for (id, k, len) in large {
+            if matches(&bytes_of(o, id, k, len)?) {
+                found.push((id, k, len));
+            }
+        }
         hits.extend(found.into_iter().map(|(id, k, l)| (id, (k, l))));
     }
     let pm = repo.pathmap()?;
