@@ -525,3 +525,164 @@ fn purge_needs_something_to_match() {
     assert!(o.text().contains("purged"), "{}", o.text());
     assert!(home_holds(&env.home, SECRET).is_empty());
 }
+
+/// Claude Code appending to the very session being purged: the purge still goes through (the
+/// session only grew), and every line written meanwhile is in the file afterwards.
+#[test]
+fn purge_of_a_session_being_written_keeps_every_new_line() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let env = Env::new();
+    let h = history(&env, 31);
+    pad_home(&env.home, 31, 4); // enough work for the purge to take a while
+    env.commit("padded");
+    let stop = Arc::new(AtomicBool::new(false));
+    let path = h.secret_session.clone();
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+                f.write_all(format!("{{\"type\":\"user\",\"uuid\":\"live-{n}\"}}\n").as_bytes())
+                    .unwrap();
+                n += 1;
+                std::thread::yield_now();
+            }
+            n
+        })
+    };
+    let o = env.run(&["purge", "--match", SECRET, FLAG]);
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    eprintln!("{written} lines were appended while the purge ran");
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let text = std::fs::read_to_string(&h.secret_session).unwrap();
+    assert!(!text.contains(SECRET));
+    for n in 0..written {
+        assert!(
+            text.contains(&format!("\"uuid\":\"live-{n}\"}}\n")),
+            "live line {n} of {written} lost"
+        );
+    }
+    env.commit("after");
+    assert_store_clean(&env, "after a purge of a live session");
+    assert_eq!(store_holds(&env.store, SECRET), Vec::<String>::new());
+}
+
+mod laws {
+    //! Property: a purge of arbitrary lines (CRLF, invalid UTF-8, a partial last line) leaves
+    //! exactly the other bytes, in the home and in every snapshot; the purged home's session is
+    //! the session a fresh scan of it builds (so the next commit finds nothing to record).
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+    use sage::purge::run::{execute, plan, Criteria};
+    use sage::repo::CommitOptions;
+
+    const MARK: &str = "PURGE-ME-42";
+
+    fn line() -> impl Strategy<Value = Vec<u8>> {
+        (
+            proptest::collection::vec(any::<u8>().prop_filter("no LF", |b| *b != b'\n'), 0..40),
+            any::<bool>(),
+            0u8..4,
+        )
+            .prop_map(|(mut b, crlf, mark)| {
+                if mark == 0 {
+                    let at = b.len() / 2;
+                    b.splice(at..at, MARK.bytes());
+                }
+                if crlf {
+                    b.push(b'\r');
+                }
+                b.push(b'\n');
+                b
+            })
+    }
+
+    fn commit(repo: &mut sage::Repo) {
+        repo.commit(&CommitOptions {
+            kind: "manual",
+            message: "",
+            progress: &|_, _| {},
+        })
+        .unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 24,
+            rng_seed: RngSeed::Fixed(0x9e7),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+        #[test]
+        fn purge_keeps_exactly_the_other_bytes(
+            first in proptest::collection::vec(line(), 0..30),
+            more in proptest::collection::vec(line(), 0..10),
+            tail in proptest::collection::vec(any::<u8>().prop_filter("no LF", |b| *b != b'\n'), 0..12),
+            tail_marked in any::<bool>(),
+        ) {
+            let d = tempfile::tempdir().unwrap();
+            let home = d.path().join("home");
+            let s = home.join("projects/-p/s.jsonl");
+            std::fs::create_dir_all(s.parent().unwrap()).unwrap();
+            let mut tail = tail;
+            if tail_marked {
+                tail.extend(MARK.bytes());
+            }
+            let a: Vec<u8> = first.concat();
+            std::fs::write(&s, &a).unwrap();
+            let (mut repo, _) = sage::Repo::init(&home, Some(&d.path().join("store")), true).unwrap();
+            commit(&mut repo);
+            let snap_a = repo.head().unwrap().unwrap();
+            let mut b = a.clone();
+            b.extend(more.concat());
+            b.extend(&tail);
+            std::fs::write(&s, &b).unwrap();
+            commit(&mut repo);
+            let snap_b = repo.head().unwrap().unwrap();
+            let keep = |bytes: &[u8]| -> Vec<u8> {
+                bytes
+                    .split_inclusive(|c| *c == b'\n')
+                    .filter(|l| !l.windows(MARK.len()).any(|w| w == MARK.as_bytes()))
+                    .flatten()
+                    .copied()
+                    .collect()
+            };
+            let crit = Criteria { sessions: vec![], matches: vec![MARK.into()] };
+            let p = plan(&mut repo, &crit, false).unwrap();
+            if !p.is_empty() {
+                execute(&mut repo, &p).unwrap();
+            }
+            let want = keep(&b);
+            if want.is_empty() {
+                prop_assert!(!s.exists());
+            } else {
+                prop_assert_eq!(std::fs::read(&s).unwrap(), want);
+            }
+            for (snap, bytes) in [(snap_a, &a), (snap_b, &b)] {
+                let flat = repo.flat_of(&snap).unwrap();
+                match flat.get("projects/-p/s.jsonl") {
+                    Some(e) => {
+                        let mut out = Vec::new();
+                        repo.write_entry(e, &mut out).unwrap();
+                        prop_assert_eq!(e.size, out.len() as u64);
+                        prop_assert_eq!(out, keep(bytes));
+                    }
+                    None => prop_assert!(keep(bytes).is_empty()),
+                }
+            }
+            // The purged home is what HEAD records: the next commit adds nothing.
+            let head = repo.head().unwrap();
+            commit(&mut repo);
+            prop_assert_eq!(repo.head().unwrap(), head);
+            let r = repo.verify(true).unwrap();
+            prop_assert!(r.findings.iter().all(|f| !f.is_damage()), "{:?}", r.findings);
+        }
+    }
+}
