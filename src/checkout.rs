@@ -357,16 +357,7 @@ impl Repo {
                 ins.insert(Kind::Snapshot, obj.id, &obj.bytes)?;
                 let pack = ins.finish()?;
                 if let Some((name, entries)) = &pack {
-                    self.objects.add_pack(name)?;
-                    let size = self.objects.packs().last().map(|p| p.size()).unwrap_or(0);
-                    let path = self.db_path();
-                    let wrap = |e| Error::Db {
-                        path: path.clone(),
-                        source: e,
-                    };
-                    let t = self.db.transaction()?;
-                    tx::insert_pack(&t, name, size, entries.len() as u64, now).map_err(wrap)?;
-                    t.commit().map_err(wrap)?;
+                    self.record_pack(name, entries.len() as u64)?;
                 }
                 (Some(obj.id), Some((snap, obj)), plan.kind, None)
             }

@@ -607,6 +607,21 @@ impl Repo {
         flatten(&self.objects, row.snap.root)
     }
 
+    /// Open a pack just written into `packs/` and insert its row (one transaction).
+    pub fn record_pack(&mut self, name: &str, objects: u64) -> Result<()> {
+        self.objects.add_pack(name)?;
+        let size = self.objects.packs().last().map(|p| p.size()).unwrap_or(0);
+        let path = self.db_path();
+        let wrap = |e| Error::Db {
+            path: path.clone(),
+            source: e,
+        };
+        let t = self.db.transaction()?;
+        crate::db::tx::insert_pack(&t, name, size, objects, crate::clock::now_ms())
+            .map_err(wrap)?;
+        t.commit().map_err(wrap)
+    }
+
     /// Write the objects built in memory (purge-filtered sessions) to a pack of their own, so
     /// that an apply's intents, and the trees recorded afterwards, name only stored objects.
     pub fn persist_mem(&mut self) -> Result<()> {
@@ -619,23 +634,7 @@ impl Repo {
             ins.insert(o.kind, o.id, &o.bytes)?;
         }
         if let Some((name, entries)) = ins.finish()? {
-            self.objects.add_pack(&name)?;
-            let size = self.objects.packs().last().map(|p| p.size()).unwrap_or(0);
-            let path = self.db_path();
-            let wrap = |e| Error::Db {
-                path: path.clone(),
-                source: e,
-            };
-            let t = self.db.transaction()?;
-            crate::db::tx::insert_pack(
-                &t,
-                &name,
-                size,
-                entries.len() as u64,
-                crate::clock::now_ms(),
-            )
-            .map_err(wrap)?;
-            t.commit().map_err(wrap)?;
+            self.record_pack(&name, entries.len() as u64)?;
         }
         Ok(())
     }

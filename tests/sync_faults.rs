@@ -860,6 +860,23 @@ fn fake_server(w: &World, name: &str, bytes: &[u8]) -> PathBuf {
     script
 }
 
+/// A fake server's `Welcome`: today's capabilities but `purge-tombstones`.
+fn welcome_without_tombstones() -> Msg {
+    Msg::Welcome {
+        proto: 1,
+        version: "0.1.0".into(),
+        store_id: "fakestore".into(),
+        created: false,
+        bare: false,
+        home_marker: Some("fakestore".into()),
+        home_exists: true,
+        caps: sage::protocol::our_caps()
+            .into_iter()
+            .filter(|c| c != sage::protocol::PURGE_TOMBSTONES)
+            .collect(),
+    }
+}
+
 /// A malicious server: `sage pull` from it must reject each attack.
 #[test]
 fn pull_from_a_malicious_server_is_rejected() {
@@ -875,21 +892,9 @@ fn pull_from_a_malicious_server_is_rejected() {
         files: synced_files(&a.home),
         outside: outside.clone(),
     };
-    let welcome = frame(&Msg::Welcome {
-        proto: 1,
-        version: "0.1.0".into(),
-        store_id: "fakestore".into(),
-        created: false,
-        bare: false,
-        home_marker: Some("fakestore".into()),
-        home_exists: true,
-        // Without `purge-tombstones` (the victim has no tombstones): the scripted replies
-        // below answer the rest of the sync.
-        caps: sage::protocol::our_caps()
-            .into_iter()
-            .filter(|c| c != sage::protocol::PURGE_TOMBSTONES)
-            .collect(),
-    });
+    // Without `purge-tombstones` (the victim has no tombstones): the scripted replies below
+    // answer the rest of the sync.
+    let welcome = frame(&welcome_without_tombstones());
     let mut cases: Vec<(String, Vec<u8>, Vec<&str>)> = Vec::new();
     // a server without the capabilities this sync needs (an older or stripped-down sage)
     let mut b = MAGIC.to_vec();
@@ -1139,19 +1144,7 @@ fn a_store_with_purged_data_refuses_a_peer_without_tombstones() {
     ]);
     // As a client: a server without the capability.
     let mut b = MAGIC.to_vec();
-    b.extend(frame(&Msg::Welcome {
-        proto: 1,
-        version: "0.1.0".into(),
-        store_id: "fakestore".into(),
-        created: false,
-        bare: false,
-        home_marker: Some("fakestore".into()),
-        home_exists: true,
-        caps: sage::protocol::our_caps()
-            .into_iter()
-            .filter(|c| c != sage::protocol::PURGE_TOMBSTONES)
-            .collect(),
-    }));
+    b.extend(frame(&welcome_without_tombstones()));
     let script = fake_server(&w, "old", &b);
     let url = format!("ssh://fake{}", w.path("nowhere").display());
     a.ok(&[

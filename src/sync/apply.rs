@@ -603,15 +603,7 @@ impl Repo {
         }
         let pack = ins.finish()?;
         if let Some((name, entries)) = &pack {
-            self.objects.add_pack(name)?;
-            let size = self.objects.packs().last().map(|p| p.size()).unwrap_or(0);
-            let path = self.db_path();
-            let t = self.db.transaction()?;
-            tx::insert_pack(&t, name, size, entries.len() as u64, now).map_err(|e| Error::Db {
-                path: path.clone(),
-                source: e,
-            })?;
-            t.commit().map_err(|e| Error::Db { path, source: e })?;
+            self.record_pack(name, entries.len() as u64)?;
         }
         // A session being written right now that would need a rewrite (not a pure append)
         // is deferred: the merge snapshot holds the merged content, the home catches up on
