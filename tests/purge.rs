@@ -239,6 +239,24 @@ fn purge_by_text_removes_the_secret_everywhere_and_keeps_everything_else() {
         assert_restores(&env, id, &without(tree, SECRET), &format!("r{i}"));
         env.ok(&["verify", "--restore-test", id]);
     }
+    // `cat` of a purged file says so; of a purged-from session, prints the rest.
+    let sid = h
+        .secret_session
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let o = env.run(&[
+        "cat",
+        &format!("{}:file-history/{sid}/env.bak@v1", h.snaps[1].0),
+    ]);
+    assert_eq!(o.code, Some(2), "{o:?}");
+    assert!(o.stderr.contains("was purged"), "{}", o.stderr);
+    let o = env.ok(&[
+        "cat",
+        &format!("{}:projects/-home-u-app/{sid}.jsonl", h.snaps[1].0),
+    ]);
+    assert!(!o.text().contains(SECRET) && !o.stdout.is_empty());
     // Rolling back to a snapshot that held it does not bring it back.
     env.ok(&["checkout", &h.snaps[1].0, FLAG]);
     assert!(home_holds(&env.home, SECRET).is_empty());

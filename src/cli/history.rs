@@ -630,6 +630,12 @@ pub fn cat(ctx: &Ctx, spec: &str) -> Result<i32> {
     let canonical = repo.pathmap()?.canonical_path(&rel);
     let e = sage::tree::lookup_path(&repo.objects, row.snap.root, &canonical)?
         .ok_or_else(|| Error::Usage(format!("{rel} is not in snapshot {}", id.short())))?;
+    let e = sage::purge::effective_entry(&repo.objects, &e)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "{rel} was purged (`sage purge`): snapshot {} no longer holds it",
+            id.short()
+        ))
+    })?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     repo.write_entry(&e, &mut out)?;
     out.flush()?;
