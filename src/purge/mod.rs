@@ -286,8 +286,39 @@ pub fn effective_entry(objects: &ObjectStore, e: &Entry) -> Result<Option<Entry>
                 ..e.clone()
             }))
         }
+        EntryKind::Conflict => filter_conflict(objects, e, id),
         _ => Ok(Some(e.clone())),
     }
+}
+
+/// A conflict value whose sides (or base) hold purged data: the same value with each side
+/// read as above (a side with nothing left dropped); None when no side remains.
+fn filter_conflict(objects: &ObjectStore, e: &Entry, id: ObjectId) -> Result<Option<Entry>> {
+    let c: crate::object::Conflict = crate::object::decode(id, &objects.read(id, Kind::Conflict)?)?;
+    let mut sides = Vec::with_capacity(c.sides.len());
+    for (store, side) in &c.sides {
+        if let Some(x) = effective_entry(objects, side)? {
+            sides.push((store.clone(), x));
+        }
+    }
+    let base = match &c.base {
+        Some(b) => effective_entry(objects, b)?,
+        None => None,
+    };
+    let filtered = crate::object::Conflict { base, sides };
+    if filtered == c {
+        return Ok(Some(e.clone()));
+    }
+    if filtered.sides.is_empty() {
+        return Ok(None);
+    }
+    let obj = RawObject::new(Kind::Conflict, encode(&filtered));
+    let nid = obj.id;
+    objects.put_mem(obj);
+    Ok(Some(Entry {
+        id: Some(nid),
+        ..e.clone()
+    }))
 }
 
 /// The session without its purged lines: its (id, size), or None when nothing remains.
@@ -433,6 +464,52 @@ mod tests {
         }
         o.filtered.lock().unwrap().clear();
         assert_eq!(effective_entry(&o, &e).unwrap(), None);
+    }
+
+    #[test]
+    fn a_conflict_loses_a_purged_side() {
+        let d = tempfile::tempdir().unwrap();
+        let mut objects = ObjectStore::open(d.path()).unwrap();
+        let mut ins = Inserter::new(&objects);
+        let file = |s: &str, ins: &mut Inserter| {
+            let o = RawObject::new(Kind::Blob, s.as_bytes().to_vec());
+            ins.insert(o.kind, o.id, &o.bytes).unwrap();
+            Entry {
+                name: "settings.json".into(),
+                kind: EntryKind::File,
+                size: s.len() as u64,
+                exec: false,
+                id: Some(o.id),
+                target: vec![],
+            }
+        };
+        let (a, b) = (
+            file("{\"k\":1}", &mut ins),
+            file("{\"token\":\"S\"}", &mut ins),
+        );
+        let c = crate::object::Conflict {
+            base: None,
+            sides: vec![("aa".into(), a.clone()), ("bb".into(), b.clone())],
+        };
+        let co = RawObject::new(Kind::Conflict, encode(&c));
+        ins.insert(co.kind, co.id, &co.bytes).unwrap();
+        let (name, _) = ins.finish().unwrap().unwrap();
+        objects.add_pack(&name).unwrap();
+        let e = Entry {
+            kind: EntryKind::Conflict,
+            id: Some(co.id),
+            ..a.clone()
+        };
+        objects.purged.insert(b.id.unwrap());
+        let f = effective_entry(&objects, &e).unwrap().unwrap();
+        let fc: crate::object::Conflict = crate::object::decode(
+            f.id.unwrap(),
+            &objects.read(f.id.unwrap(), Kind::Conflict).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(fc.sides, vec![("aa".to_string(), a.clone())]);
+        objects.purged.insert(a.id.unwrap());
+        assert_eq!(effective_entry(&objects, &e).unwrap(), None);
     }
 
     #[test]
