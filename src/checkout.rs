@@ -450,6 +450,12 @@ impl Repo {
                     "nothing to undo: the operation log has no operation left to revert".into(),
                 )
             })?;
+        if op.kind == "purge" {
+            return Err(Error::Refused(format!(
+                "operation #{} was a purge ({}): what it removed is gone for good, so undo stops there",
+                op.seq, op.description
+            )));
+        }
         let description = format!("undo #{} ({})", op.seq, op.description);
         if !op.home_changed {
             return Ok(UndoStep::MoveHead {

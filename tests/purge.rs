@@ -257,6 +257,10 @@ fn purge_by_text_removes_the_secret_everywhere_and_keeps_everything_else() {
         &format!("{}:projects/-home-u-app/{sid}.jsonl", h.snaps[1].0),
     ]);
     assert!(!o.text().contains(SECRET) && !o.stdout.is_empty());
+    // A purge cannot be undone (the bytes are gone): undo says so and changes nothing.
+    let o = env.run(&["undo", FLAG]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    assert!(o.stderr.contains("was a purge"), "{}", o.stderr);
     // Rolling back to a snapshot that held it does not bring it back.
     env.ok(&["checkout", &h.snaps[1].0, FLAG]);
     assert!(home_holds(&env.home, SECRET).is_empty());
