@@ -371,9 +371,9 @@ fn remote_check(
                 &format!("purge:{}", r.name),
                 Severity::Warn,
                 format!(
-                    "remote {} has not applied the purge of {} lines or files (newest {} ago): it still holds them",
+                    "remote {} has not applied a purge ({}, newest {} ago): it still holds them",
                     r.name,
-                    pending.len(),
+                    crate::purge::describe_count(pending.len() as u64),
                     age(now, newest)
                 ),
                 Some(push_fix.clone()),

@@ -282,15 +282,15 @@ pub fn sync_cmd(
     if report.tombstones_received > 0 {
         writeln!(
             o,
-            "purge from {name}: {} purged lines or files removed from this home and store",
-            report.tombstones_received
+            "purge from {name}: {} removed from this home and store",
+            sage::purge::describe_count(report.tombstones_received)
         )?;
     }
     if report.tombstones_sent > 0 {
         writeln!(
             o,
-            "purge to {name}: {} purged lines or files removed there",
-            report.tombstones_sent
+            "purge to {name}: {} removed there",
+            sage::purge::describe_count(report.tombstones_sent)
         )?;
     }
     if let Some(p) = &report.pull {

@@ -246,6 +246,15 @@ pub fn newest(db: &Db) -> Result<Option<i64>> {
         .map_err(|e| db.db_err(e))
 }
 
+/// "1 purged line or file", "3 purged lines or files" (for messages).
+pub fn describe_count(n: u64) -> String {
+    if n == 1 {
+        "1 purged line or file".into()
+    } else {
+        format!("{n} purged lines or files")
+    }
+}
+
 /// Writes built nodes into the store's memory (persisted with the next pack).
 struct MemSink<'a>(&'a ObjectStore);
 impl ObjectSink for MemSink<'_> {
