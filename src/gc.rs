@@ -109,7 +109,7 @@ impl Walk<'_> {
             return Ok(());
         }
         // Purged data (and a purged large object's own chunks) leaves the packs (§14.5).
-        if self.repo.objects.is_purged(&id) {
+        if kind.is_data() && self.repo.objects.is_purged(&id) {
             return Ok(());
         }
         if !matches!(kind, Kind::Line | Kind::Blob) {
@@ -264,7 +264,20 @@ pub fn plan_with(repo: &Repo, opts: &GcOptions, also_pruned: &HashSet<ObjectId>)
 }
 
 /// Carry out a plan (store lock held): new packs, one transaction, then deletions.
+/// Delete `packs/tmp-*` files: under the writer lock every one is left by a killed writer or
+/// receiver (it may hold bytes a purge removed since).
+fn remove_stale_temps(dir: &std::path::Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("tmp-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 pub fn apply(repo: &mut Repo, plan: &GcPlan, opts: &GcOptions) -> Result<GcOutcome> {
+    remove_stale_temps(&repo.objects.packs_dir());
     let mut out = GcOutcome {
         packs_before: plan.packs_before,
         bytes_before: plan.bytes_before,

@@ -40,6 +40,10 @@ impl Kind {
             _ => return None,
         })
     }
+    /// Line, Blob or Chunked: the bytes of a line or file (what a purge may tombstone).
+    pub fn is_data(self) -> bool {
+        matches!(self, Kind::Line | Kind::Blob | Kind::Chunked)
+    }
     pub fn name(self) -> &'static str {
         match self {
             Kind::Line => "line",

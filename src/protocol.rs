@@ -51,6 +51,9 @@ pub const MAX_FRAME: usize = 24 << 20;
 pub const CHUNK: usize = 4 << 20;
 /// No message may carry more ids than this.
 pub const MAX_IDS: usize = 4_000_000;
+/// Tombstones per `Tombstones` / `TombstonesReply` batch (each well under `MAX_FRAME`: a
+/// tombstone is about 60 bytes plus its reason, at most 200 characters).
+pub const TOMBSTONE_BATCH: usize = 50_000;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SnapshotInfo {
@@ -166,15 +169,19 @@ pub enum Msg {
     },
 
     // Added with `purge-tombstones` (sent only to a peer that listed it).
-    /// client -> server: every tombstone the client holds.
+    /// client -> server: every tombstone the client holds, in batches (`last` on the final
+    /// one). With `dry_run` the server records nothing.
     Tombstones {
         stones: Vec<crate::purge::Tombstone>,
+        dry_run: bool,
+        last: bool,
     },
-    /// server -> client: every tombstone the server holds after adding the client's, and how
-    /// many of the client's were new to it.
+    /// server -> client: every tombstone the server holds after adding the client's (and
+    /// finishing them), in batches; `added`: how many of the client's were new to it.
     TombstonesReply {
         stones: Vec<crate::purge::Tombstone>,
         added: u64,
+        last: bool,
     },
 }
 
@@ -184,7 +191,7 @@ fn check_bounds(m: &Msg) -> Result<()> {
         Msg::Have { ids } => ids.len(),
         Msg::Fetch { wants, haves } => wants.len() + haves.len(),
         Msg::HaveReply { have } => have.len(),
-        Msg::Tombstones { stones } | Msg::TombstonesReply { stones, .. } => stones.len(),
+        Msg::Tombstones { stones, .. } | Msg::TombstonesReply { stones, .. } => stones.len(),
         _ => 0,
     };
     if n > MAX_IDS {

@@ -106,6 +106,8 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
         home_exists,
         caps: crate::protocol::our_caps(),
     })?;
+    // Tombstones arriving in batches (`Tombstones { last: false }`).
+    let mut incoming = Vec::new();
     loop {
         let msg = match conn.recv() {
             Ok(m) => m,
@@ -228,10 +230,34 @@ fn serve_inner<R: Read, W: Write>(conn: &mut Conn<R, W>) -> Result<()> {
                 let snaps = snapshot_infos(&repo, &wants)?;
                 conn.send(&Msg::FetchDone { snaps })?;
             }
-            Msg::Tombstones { stones } => {
-                let added = crate::purge::run::accept_tombstones(&mut repo, &stones, "a sync")?;
-                let stones = crate::purge::list(&repo.db)?;
-                conn.send(&Msg::TombstonesReply { stones, added })?;
+            Msg::Tombstones {
+                stones,
+                dry_run,
+                last,
+            } => {
+                if incoming.len() + stones.len() > crate::protocol::MAX_IDS {
+                    return Err(Error::Other(
+                        "protocol error: the peer sent too many tombstones".into(),
+                    ));
+                }
+                incoming.extend(stones);
+                if !last {
+                    continue;
+                }
+                let stones = std::mem::take(&mut incoming);
+                let added = if dry_run {
+                    0
+                } else {
+                    crate::purge::run::accept_tombstones(&mut repo, &stones, "a sync", true)?
+                };
+                let ours = crate::purge::list_all(&repo.db, &repo.store_dir)?;
+                crate::purge::run::send_batches(&ours, |stones, last| {
+                    conn.send(&Msg::TombstonesReply {
+                        stones,
+                        added,
+                        last,
+                    })
+                })?;
             }
             Msg::Bye => return Ok(()),
             other => {

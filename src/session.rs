@@ -579,7 +579,10 @@ pub fn part_state(repo: &Repo, root: ObjectId, s: &SessionParts) -> Result<PartS
     let pm = repo.pathmap()?;
     for p in paths {
         if let Some(e) = lookup_path(&repo.objects, root, &pm.canonical_path(&p))? {
-            out.insert(p, e);
+            // As every reader sees it: without purged lines or files (§14.5).
+            if let Some(e) = crate::purge::effective_entry(&repo.objects, &e)? {
+                out.insert(p, e);
+            }
         }
     }
     Ok(out)

@@ -276,7 +276,7 @@ impl<'a> Inserter<'a> {
 
     pub fn insert(&mut self, kind: Kind, id: ObjectId, bytes: &[u8]) -> Result<bool> {
         // A purged line or file never gets its bytes back into a pack (store-format.md §14.5).
-        if self.has(&id)? || self.store.purged.contains(&id) {
+        if self.has(&id)? || (kind.is_data() && self.store.purged.contains(&id)) {
             return Ok(false);
         }
         if self.writer.is_none() {

@@ -71,37 +71,63 @@ fn preview(o: &mut dyn Write, plan: &PurgePlan) -> std::io::Result<()> {
     if f.shared_kept > 0 {
         writeln!(
             o,
-            "kept: {} side files of the session that other paths also hold (the session's own paths still go)",
-            f.shared_kept
+            "kept: {} the session shares with other sessions or files (they hold the same bytes); the session's own paths still go",
+            if f.shared_kept == 1 {
+                "1 line or file".to_string()
+            } else {
+                format!("{} lines or files", f.shared_kept)
+            }
         )?;
     }
     writeln!(
         o,
         "other machines: each sync carries the purge; `sage doctor` names a remote that has not applied it"
-    )
+    )?;
+    if !plan.unstored.is_empty() {
+        writeln!(
+            o,
+            "not stored by sage, so not purged, yet holding the text (edit or delete them yourself):"
+        )?;
+        for p in plan.unstored.iter().take(SHOWN) {
+            writeln!(o, "  {p}")?;
+        }
+    }
+    if !plan.aside.is_empty() {
+        writeln!(
+            o,
+            "kept aside in the store and not rewritten (they may hold it; delete them once you no longer need them):"
+        )?;
+        for p in &plan.aside {
+            writeln!(o, "  {p}")?;
+        }
+    }
+    Ok(())
 }
 
 fn report(ctx: &Ctx, out: &PurgeOutcome) -> Result<()> {
     if ctx.json || ctx.quiet {
         return Ok(());
     }
-    println!(
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
         "purged: {} recorded; home: {} rewritten, {} removed",
         count(out.tombstones, "tombstone"),
         count(out.rewritten as u64, "file"),
         out.removed
-    );
+    )?;
     if let Some(s) = out.snapshot {
-        println!("HEAD is now {} (purge)", s.to_hex());
+        writeln!(o, "HEAD is now {} (purge)", s.to_hex())?;
     }
-    println!(
+    writeln!(
+        o,
         "store: {} packs, {} -> {} packs, {} ({} objects dropped)",
         out.gc.packs_before,
         human_bytes(out.gc.bytes_before),
         out.gc.packs_after,
         human_bytes(out.gc.bytes_after),
         out.gc.objects_dropped
-    );
+    )?;
     Ok(())
 }
 
@@ -143,13 +169,19 @@ pub fn purge(ctx: &Ctx, a: Args) -> Result<i32> {
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"finished": true, "changed": false}))?;
             } else if !ctx.quiet {
-                println!("nothing to finish: no purged data is left in this home or its packs");
+                writeln!(
+                    std::io::stdout(),
+                    "nothing to finish: no purged data is left in this home or its packs"
+                )?;
             }
             return Ok(0);
         }
         if a.dry_run {
             if !ctx.quiet && !ctx.json {
-                println!("an earlier purge is unfinished: `sage purge --finish` completes it");
+                writeln!(
+                    std::io::stdout(),
+                    "an earlier purge is unfinished: `sage purge --finish` completes it"
+                )?;
             }
             return Ok(0);
         }
@@ -170,7 +202,10 @@ pub fn purge(ctx: &Ctx, a: Args) -> Result<i32> {
         // What was tombstoned before (a purge killed midway, or one a sync brought) is
         // finished without asking again: the data loss was confirmed then.
         if !ctx.quiet && !ctx.json {
-            println!("nothing new matches; finishing the earlier purge");
+            writeln!(
+                std::io::stdout(),
+                "nothing new matches; finishing the earlier purge"
+            )?;
         }
         let out = run::finish(&mut repo, &[], "purge --finish")?;
         if ctx.json {
@@ -183,13 +218,17 @@ pub fn purge(ctx: &Ctx, a: Args) -> Result<i32> {
         if ctx.json {
             ctx.print_json(&plan_json()?)?;
         } else if !ctx.quiet {
-            println!(
+            writeln!(
+                std::io::stdout(),
                 "nothing to purge: no line or file of the {} kept snapshots matches ({} searched)",
                 repo.db.all_snapshots()?.len(),
                 human_bytes(plan.found.searched_bytes)
-            );
+            )?;
             if plan.unfinished {
-                println!("an earlier purge is unfinished: `sage purge --finish` completes it");
+                writeln!(
+                    std::io::stdout(),
+                    "an earlier purge is unfinished: `sage purge --finish` completes it"
+                )?;
             }
         }
         return Ok(0);

@@ -87,6 +87,19 @@ pub fn list(db: &Db) -> Result<Vec<Tombstone>> {
     Ok(out)
 }
 
+/// Every tombstone: the table's, and the log's rows the table lacks (a kill between the log's
+/// append and the transaction). What a sync sends.
+pub fn list_all(db: &Db, store_dir: &std::path::Path) -> Result<Vec<Tombstone>> {
+    let mut out = list(db)?;
+    let known: HashSet<ObjectId> = out.iter().map(|t| t.id).collect();
+    out.extend(
+        read_log(store_dir)?
+            .into_iter()
+            .filter(|t| !known.contains(&t.id)),
+    );
+    Ok(out)
+}
+
 /// The tombstoned ids, as readers use them: the table's, and the log's (a kill between the
 /// log's append and the transaction leaves rows only there).
 pub fn load_all(db: &Db, store_dir: &std::path::Path) -> Result<HashSet<ObjectId>> {
@@ -117,7 +130,7 @@ pub fn load(db: &Db) -> Result<HashSet<ObjectId>> {
 pub fn insert(tx: &Transaction, stones: &[Tombstone]) -> rusqlite::Result<u64> {
     let mut n = 0;
     for t in stones {
-        if !matches!(t.kind, Kind::Line | Kind::Blob | Kind::Chunked) {
+        if !t.kind.is_data() {
             continue;
         }
         n += tx.execute(
@@ -189,12 +202,14 @@ pub fn read_log(store_dir: &std::path::Path) -> Result<Vec<Tombstone>> {
         ) else {
             continue;
         };
-        out.push(Tombstone {
-            id,
-            kind,
-            time,
-            reason,
-        });
+        if kind.is_data() {
+            out.push(Tombstone {
+                id,
+                kind,
+                time,
+                reason,
+            });
+        }
     }
     Ok(out)
 }

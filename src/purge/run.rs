@@ -58,6 +58,12 @@ pub struct PurgePlan {
     pub reason: String,
     /// Tombstones recorded earlier whose removal from this home or its packs is not finished.
     pub unfinished: bool,
+    /// Home files sage does not store (its rules exclude them) that hold a text: a purge cannot
+    /// touch them; the user edits or deletes them.
+    pub unstored: Vec<String>,
+    /// Files the store keeps aside (quarantined packs, damaged databases) that a purge does not
+    /// rewrite: they may still hold purged bytes.
+    pub aside: Vec<String>,
 }
 
 impl PurgePlan {
@@ -105,7 +111,71 @@ pub fn plan(repo: &mut Repo, crit: &Criteria, dry_run: bool) -> Result<PurgePlan
         sessions,
         reason: crit.reason(),
         unfinished: unfinished(repo)?,
+        unstored: unstored_holding(repo, &needles)?,
+        aside: aside_files(repo),
     })
+}
+
+/// Files of the home that sage's rules exclude and that contain one of `needles`.
+fn unstored_holding(repo: &Repo, needles: &[Vec<u8>]) -> Result<Vec<String>> {
+    if needles.is_empty() || !repo.home.is_dir() {
+        return Ok(Vec::new());
+    }
+    let rules = crate::rules::Rules::load(&repo.home)?;
+    let finders: Vec<memchr::memmem::Finder> =
+        needles.iter().map(|n| memchr::memmem::Finder::new(n)).collect();
+    let mut out = Vec::new();
+    // (relative path, under an excluded directory)
+    let mut stack = vec![(String::new(), false)];
+    while let Some((rel, excluded)) = stack.pop() {
+        let dir = repo.home.join(&rel);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let p = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            let ex = excluded || rules.excluded(&p, m.is_dir()).is_some();
+            if m.is_dir() {
+                stack.push((p, ex));
+            } else if ex && m.is_file() && m.len() <= 256 << 20 {
+                if let Ok(b) = std::fs::read(e.path()) {
+                    if finders.iter().any(|f| f.find(&b).is_some()) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Quarantined packs and damaged databases kept aside in the store.
+fn aside_files(repo: &Repo) -> Vec<String> {
+    let mut out = Vec::new();
+    for (dir, keep) in [
+        (repo.store_dir.join("quarantine"), None),
+        (repo.store_dir.clone(), Some("sage.db.damaged-")),
+    ] {
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if keep.is_none_or(|k| n.starts_with(k)) {
+                    out.push(e.path().display().to_string());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Whether tombstones exist whose lines this home's HEAD still names or whose bytes a pack
@@ -202,18 +272,36 @@ const MAX_REASON: usize = 200;
 
 /// Add a peer's tombstones; when any is new here, finish the purge in this home and store
 /// (its home rewritten, its packs cleaned). Returns how many were new.
-pub fn accept_tombstones(repo: &mut Repo, stones: &[Tombstone], from: &str) -> Result<u64> {
-    let stones: Vec<Tombstone> = stones
-        .iter()
-        .map(|t| Tombstone {
+pub fn accept_tombstones(
+    repo: &mut Repo,
+    stones: &[Tombstone],
+    from: &str,
+    and_finish: bool,
+) -> Result<u64> {
+    // A peer names data only: an id this store holds as a tree, session or snapshot object is
+    // refused whatever kind the peer claims. The time is when this store learned it (what
+    // `sage doctor` compares with each remote's last exchange).
+    let now = crate::clock::now_ms();
+    let mut taken = Vec::with_capacity(stones.len());
+    for t in stones {
+        if let Some((_, e)) = repo.objects.locate(&t.id)? {
+            if !e.kind.is_data() {
+                continue;
+            }
+        }
+        taken.push(Tombstone {
             reason: t.reason.chars().take(MAX_REASON).collect(),
+            time: now,
             ..t.clone()
-        })
-        .collect();
-    let added = super::record(&mut repo.db, &repo.store_dir, &stones)?;
+        });
+    }
+    let added = super::record(&mut repo.db, &repo.store_dir, &taken)?;
     if added > 0 {
         crate::failpoint::hit("purge-after-accept");
         repo.reload_purged()?;
+    }
+    // Finish what is new, and what a killed earlier run left unfinished.
+    if and_finish && (added > 0 || unfinished(repo)?) {
         finish(repo, &[], &format!("purge from {from}"))?;
     }
     Ok(added)
@@ -229,6 +317,23 @@ pub fn require_peer_caps(repo: &Repo, caps: &[String], version: &str, who: &str)
             "{who} runs sage {version}, which lacks the `{}` capability, and this store has purged data: a sync could bring it back\n  fix: upgrade sage on {who}",
             crate::protocol::PURGE_TOMBSTONES
         )));
+    }
+    Ok(())
+}
+
+/// Send `stones` in batches of `TOMBSTONE_BATCH` (at least one, the last flagged).
+pub fn send_batches(
+    stones: &[Tombstone],
+    mut send: impl FnMut(Vec<Tombstone>, bool) -> Result<()>,
+) -> Result<()> {
+    let n = stones
+        .len()
+        .div_ceil(crate::protocol::TOMBSTONE_BATCH)
+        .max(1);
+    for i in 0..n {
+        let from = i * crate::protocol::TOMBSTONE_BATCH;
+        let to = (from + crate::protocol::TOMBSTONE_BATCH).min(stones.len());
+        send(stones[from..to].to_vec(), i + 1 == n)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use crate::error::Result;
 use crate::id::{Kind, ObjectId};
-use crate::object::{decode, Chunked, Conflict, DataRef, DirNode, Entry, EntryKind, ListNode};
+use crate::object::{decode, Conflict, DataRef, DirNode, Entry, EntryKind, ListNode};
 use crate::object::{Session, LARGE_OBJECT};
 use crate::repo::Repo;
 use crate::session::SessionParts;
@@ -32,8 +32,8 @@ pub struct Found {
     pub remove_paths: Vec<String>,
     /// Snapshots whose trees name any of the ids (their ids stay; readers skip the data).
     pub snapshots: u64,
-    /// Files of the session also held by another path of HEAD: left alone (not secret to
-    /// this session), though the session's own paths leave the home.
+    /// Lines and files of the session that another session or file also holds (in any kept
+    /// snapshot): not tombstoned, though the session's own paths leave the home.
     pub shared_kept: u64,
     /// Bytes read while looking for the text.
     pub searched_bytes: u64,
@@ -129,6 +129,55 @@ impl Collector {
     }
 }
 
+/// Is `path` (canonical, tree-relative) a part of session `id`: its transcript in any project
+/// directory, its own directory there, its file-history, or one of its todo files?
+fn part_of(path: &str, id: &str) -> bool {
+    let c: Vec<&str> = path.split('/').collect();
+    match c.as_slice() {
+        ["projects", _, name, ..] => *name == id || name.strip_suffix(".jsonl") == Some(id),
+        ["file-history", name, ..] => *name == id,
+        ["todos", name] => name.starts_with(&format!("{id}-")),
+        _ => false,
+    }
+}
+
+/// Directories that may hold parts of a session (walked by path; the rest by node id).
+fn may_hold_parts(path: &str) -> bool {
+    let c: Vec<&str> = path.split('/').collect();
+    matches!(
+        c.as_slice(),
+        [""] | ["projects"] | ["projects", _] | ["file-history"] | ["todos"]
+    )
+}
+
+/// Collect a tree's data into `own` (parts of session `id`) and `other` (everything else).
+fn split_walk(
+    o: &ObjectStore,
+    dir: ObjectId,
+    path: &str,
+    id: &str,
+    own: &mut Collector,
+    other: &mut Collector,
+) -> Result<()> {
+    for e in crate::prolly::read_dir(o, dir)? {
+        let p = if path.is_empty() {
+            e.name.clone()
+        } else {
+            format!("{path}/{}", e.name)
+        };
+        if part_of(&p, id) {
+            own.entry(o, &e)?;
+        } else if e.kind == EntryKind::Dir && may_hold_parts(&p) {
+            if let Some(child) = e.id {
+                split_walk(o, child, &p, id, own, other)?;
+            }
+        } else {
+            other.entry(o, &e)?;
+        }
+    }
+    Ok(())
+}
+
 /// Snapshots whose trees are kept (pruned ones have nothing left to purge).
 fn kept_snapshots(repo: &Repo) -> Result<Vec<(ObjectId, ObjectId)>> {
     let pruned = repo.db.pruned()?;
@@ -196,13 +245,13 @@ fn bytes_of(o: &ObjectStore, id: ObjectId, kind: Kind, len: u64) -> Result<Vec<u
 pub fn search(repo: &Repo, sessions: &[SessionParts], needles: &[Vec<u8>]) -> Result<Found> {
     let o = &repo.objects;
     let kept = kept_snapshots(repo)?;
-    let mut all = Collector::default();
-    for (_, root) in &kept {
-        all.dir(o, *root)?;
-    }
     let mut hits: HashMap<ObjectId, (Kind, u64)> = HashMap::new();
     let mut searched = 0;
     if !needles.is_empty() {
+        let mut all = Collector::default();
+        for (_, root) in &kept {
+            all.dir(o, *root)?;
+        }
         let finders: Vec<memchr::memmem::Finder> = needles
             .iter()
             .map(|n| memchr::memmem::Finder::new(n.as_slice()))
@@ -244,48 +293,42 @@ pub fn search(repo: &Repo, sessions: &[SessionParts], needles: &[Vec<u8>]) -> Re
     let mut keep = HashSet::new();
     let mut shared = 0;
     for parts in sessions {
-        let mut c = Collector::default();
+        // Its parts found by name in every kept snapshot (whatever project map each was
+        // recorded under), and everything else, each tree node read once.
+        let (mut own, mut other) = (Collector::default(), Collector::default());
         for (_, root) in &kept {
-            for e in crate::session::part_state(repo, *root, parts)?.values() {
-                c.entry(o, e)?;
-            }
+            split_walk(o, *root, "", &parts.id, &mut own, &mut other)?;
         }
-        let roots: Vec<String> = parts.roots.iter().map(|p| pm.canonical_path(p)).collect();
-        // Files HEAD holds outside the session's parts.
-        let elsewhere: HashSet<ObjectId> = head_raw
-            .iter()
-            .filter(|(p, e)| e.kind == EntryKind::File && !crate::checkout::under_any(p, &roots))
-            .filter_map(|(_, e)| e.id)
-            .collect();
-        for (id, (k, len)) in c.data {
+        for (id, (k, len)) in own.data {
             if o.is_purged(&id) {
                 continue;
             }
-            if k != Kind::Line && elsewhere.contains(&id) {
+            // Bytes another session or file also holds (a resumed session's copied lines, an
+            // empty todo list, the same backup) belong to it too: not tombstoned.
+            if other.data.contains_key(&id) {
                 shared += 1;
                 keep.insert(id);
                 continue;
             }
             hits.insert(id, (k, len));
         }
-        remove_paths.extend(roots);
+        remove_paths.extend(parts.roots.iter().map(|p| pm.canonical_path(p)));
+        remove_paths.extend(head_raw.keys().filter(|p| part_of(p, &parts.id)).cloned());
     }
     let hits: Vec<(ObjectId, Kind, u64)> =
         hits.into_iter().map(|(id, (k, l))| (id, k, l)).collect();
-    let mut found = finish(repo, &all, hits, remove_paths, &keep, &head_raw, &kept)?;
+    let mut found = finish(repo, hits, remove_paths, &head_raw, &kept)?;
     found.searched_bytes = searched;
     found.shared_kept = shared;
     Ok(found)
 }
 
-/// Chunks of the hit large objects (unless another large object still needs them), the
-/// counts, and what HEAD loses.
+/// The counts, and what HEAD loses. (A purged large object's chunks are not tombstoned: the
+/// same chunk may belong to other content, and gc drops the ones nothing else reaches.)
 fn finish(
     repo: &Repo,
-    c: &Collector,
     mut hits: Vec<(ObjectId, Kind, u64)>,
     remove_paths: Vec<String>,
-    keep: &HashSet<ObjectId>,
     head_raw: &FlatTree,
     kept: &[(ObjectId, ObjectId)],
 ) -> Result<Found> {
@@ -297,38 +340,9 @@ fn finish(
         files: hits.iter().filter(|h| h.1 != Kind::Line).count() as u64,
         bytes: hits.iter().map(|h| h.2).sum(),
         remove_paths,
+        ids: hits,
         ..Default::default()
     };
-    // A large line or file: its chunks go too, except those a kept large object shares.
-    let chunked: Vec<(ObjectId, bool)> = c
-        .data
-        .iter()
-        .filter(|(_, (k, _))| *k == Kind::Chunked)
-        .map(|(id, _)| (*id, hit_set.contains(id)))
-        .collect();
-    let mut chunk_kept = HashSet::new();
-    let mut chunk_hit = Vec::new();
-    for (id, hit) in chunked {
-        let Ok(bytes) = o.read(id, Kind::Chunked) else {
-            continue; // purged earlier
-        };
-        let list: Chunked = decode(id, &bytes)?;
-        for ch in list.chunks {
-            if hit {
-                chunk_hit.push((ch.id, ch.len));
-            } else {
-                chunk_kept.insert(ch.id);
-            }
-        }
-    }
-    found.ids = hits;
-    for (id, len) in chunk_hit {
-        if !chunk_kept.contains(&id) && !keep.contains(&id) && !o.is_purged(&id) {
-            found.ids.push((id, Kind::Blob, len));
-        }
-    }
-    found.ids.sort();
-    found.ids.dedup_by_key(|x| x.0);
     // What HEAD (this home, as last committed) loses.
     {
         let raw = head_raw;

@@ -362,18 +362,44 @@ fn exchange_tombstones(
     {
         return Ok(()); // neither side has any (checked when connecting)
     }
-    let ours = crate::purge::list(&repo.db)?;
-    s.t.conn.send(&Msg::Tombstones {
-        stones: ours.clone(),
+    let ours = crate::purge::list_all(&repo.db, &repo.store_dir)?;
+    let dry_run = report.dry_run;
+    crate::purge::run::send_batches(&ours, |stones, last| {
+        s.t.conn.send(&Msg::Tombstones {
+            stones,
+            dry_run,
+            last,
+        })
     })?;
-    let (theirs, added) = expect(s.t.conn.recv()?, "TombstonesReply", |m| match m {
-        Msg::TombstonesReply { stones, added } => Some((stones, added)),
-        _ => None,
-    })?;
+    let mut theirs = Vec::new();
+    let added = loop {
+        let (batch, n, last) = expect(s.t.conn.recv()?, "TombstonesReply", |m| match m {
+            Msg::TombstonesReply {
+                stones,
+                added,
+                last,
+            } => Some((stones, added, last)),
+            _ => None,
+        })?;
+        if theirs.len() + batch.len() > crate::protocol::MAX_IDS {
+            return Err(Error::Other(
+                "protocol error: the remote sent too many tombstones".into(),
+            ));
+        }
+        theirs.extend(batch);
+        if last {
+            break n;
+        }
+    };
     report.tombstones_sent = added;
     let remote_ids: HashSet<ObjectId> = theirs.iter().map(|t| t.id).collect();
+    // A dry run records what the remote purged (as it stores what it fetches: a fetched tree
+    // may lack those lines) but changes no home.
     report.tombstones_received =
-        crate::purge::run::accept_tombstones(repo, &theirs, &format!("remote {name}"))?;
+        crate::purge::run::accept_tombstones(repo, &theirs, &format!("remote {name}"), !dry_run)?;
+    if dry_run {
+        return Ok(());
+    }
     if ours.iter().all(|t| remote_ids.contains(&t.id)) {
         crate::purge::set_synced(&repo.db, name, crate::clock::now_ms())?;
     }
@@ -683,8 +709,8 @@ pub fn run(
         if !opts.dry_run && repo.own_home && repo.pathmap_pending()? {
             commit_local(repo, &format!("project map for {name}"))?;
         }
+        exchange_tombstones(repo, &mut s, name, &mut report)?;
         if !opts.dry_run {
-            exchange_tombstones(repo, &mut s, name, &mut report)?;
             remote_commit(
                 &mut s,
                 &format!("before sync from {}", crate::clock::host()),

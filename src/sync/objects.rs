@@ -444,7 +444,7 @@ pub fn receive_pack<R: Read, W: Write>(
                 continue;
             }
             // A tree may name purged data: its absence is the purge, not damage.
-            if !in_pack.contains(&r) && repo.objects.is_purged(&r) {
+            if !in_pack.contains(&r) && k.is_data() && repo.objects.is_purged(&r) {
                 continue;
             }
             if in_pack.contains(&r) {
@@ -480,7 +480,11 @@ pub fn receive_pack<R: Read, W: Write>(
     })?;
     // A peer that has not learned a purge yet (or lacks `purge-tombstones`) may send purged
     // data: it is copied into a pack of its own without it, so that no byte of it lands.
-    let name = if in_pack.iter().any(|i| repo.objects.is_purged(i)) {
+    let holds_purged = (0..pack.object_count()).any(|i| {
+        pack.entry(i)
+            .is_ok_and(|e| e.kind.is_data() && repo.objects.is_purged(&e.id))
+    });
+    let name = if holds_purged {
         let mut ins = crate::store::Inserter::new(&repo.objects);
         pack.for_each_object(|e, b| ins.insert(e.kind, e.id, b).map(|_| ()))?;
         drop(pack);
