@@ -123,7 +123,7 @@ fn unstored_holding(repo: &Repo, needles: &[Vec<u8>]) -> Result<Vec<String>> {
     }
     let rules = crate::rules::Rules::load(&repo.home)?;
     let finders: Vec<memchr::memmem::Finder> =
-        needles.iter().map(|n| memchr::memmem::Finder::new(n)).collect();
+        needles.iter().map(memchr::memmem::Finder::new).collect();
     let mut out = Vec::new();
     // (relative path, under an excluded directory)
     let mut stack = vec![(String::new(), false)];
