@@ -345,11 +345,19 @@ fn purge_of_a_session_removes_all_its_parts_and_nothing_else() {
     );
     write(
         &env.home.join(format!("todos/{gone}-agent-{gone}.json")),
-        "[{\"content\":\"x\"}]",
+        "[]",
     );
+    // A line both sessions hold (a resumed session copies lines) and an empty todo list both
+    // have: bytes of the kept session too, so not tombstoned.
+    let shared_line = "{\"type\":\"summary\",\"summary\":\"Refactor the parser\"}\n";
     write(
         &proj.join(format!("{kept}.jsonl")),
-        session_text(&mut rng, kept, 12),
+        format!("{shared_line}{}", session_text(&mut rng, kept, 12)),
+    );
+    append(&proj.join(format!("{gone}.jsonl")), shared_line);
+    write(
+        &env.home.join(format!("todos/{kept}-agent-{kept}.json")),
+        "[]",
     );
     // The same backup bytes in the kept session's history: not tombstoned (they belong to
     // the kept session too), though the purged session's path goes.
@@ -382,18 +390,39 @@ fn purge_of_a_session_removes_all_its_parts_and_nothing_else() {
     assert_same_tree(&want, &files_of(&after), "the other sessions");
     assert_store_clean(&env, "after a session purge");
     // Older snapshots read without it too; the kept session's backup stays.
-    // (the backup it shares with the kept session is not tombstoned: old snapshots still
-    // name it under both sessions)
+    // (what it shares with the kept session is not tombstoned: old snapshots still name it
+    // under both sessions; everything else of it is gone)
     let d = env.restore(&first, "first");
-    let shared = d.join(format!("file-history/{gone}/a.rs@v1"));
+    let shared = [
+        d.join(format!("file-history/{gone}/a.rs@v1")),
+        d.join(format!("todos/{gone}-agent-{gone}.json")),
+        d.join(format!("projects/-home-u-app/{gone}.jsonl")),
+    ];
     for p in walk(&d) {
         assert!(
-            !p.to_string_lossy().contains(gone) || p == shared,
+            !p.to_string_lossy().contains(gone) || shared.contains(&p),
             "{} restored",
             p.display()
         );
     }
+    assert_eq!(
+        std::fs::read_to_string(d.join(format!("projects/-home-u-app/{gone}.jsonl"))).unwrap(),
+        shared_line,
+        "only the shared line is left of the purged transcript"
+    );
     assert!(d.join(format!("file-history/{kept}/a.rs@v1")).exists());
+    // A new session's empty todo list is stored and reads back (its bytes are not purged).
+    let third = "3c3c3c3c-3333-4444-8555-966677788899";
+    write(
+        &env.home.join(format!("todos/{third}-agent-{third}.json")),
+        "[]",
+    );
+    let snap = env.commit("three");
+    assert_eq!(
+        env.cat(&format!("{snap}:todos/{third}-agent-{third}.json")),
+        b"[]"
+    );
+    assert_store_clean(&env, "after a new empty todo");
 }
 
 /// A history with a secret, for the kill tests: (snapshots, the final home's stored view).
@@ -707,4 +736,65 @@ mod laws {
             prop_assert!(r.findings.iter().all(|f| !f.is_damage()), "{:?}", r.findings);
         }
     }
+}
+
+/// A purged large line (chunked) does not take other large content with it: a line of the same
+/// size that shares most chunks but not the secret is stored and reads back.
+#[test]
+fn a_purged_large_line_leaves_other_large_content_alone() {
+    let env = Env::new();
+    let mut rng = Rng::new(41);
+    let proj = env.home.join("projects/-home-u-app");
+    let body: String = (0..9 * 1024 * 1024 / 64)
+        .map(|_| format!("{:064}", rng.next_u64()))
+        .collect();
+    let big = |middle: &str| {
+        let half = body.len() / 2;
+        format!(
+            "{{\"type\":\"user\",\"message\":{{\"content\":\"{}{middle}{}\"}}}}\n",
+            &body[..half],
+            &body[half..]
+        )
+    };
+    write(
+        &proj.join("a.jsonl"),
+        format!("{}{}", session_text(&mut rng, "a", 3), big(SECRET)),
+    );
+    env.commit("big");
+    env.ok(&["purge", "--match", SECRET, FLAG]);
+    assert_eq!(store_holds(&env.store, SECRET), Vec::<String>::new());
+    let clean = big(&"x".repeat(SECRET.len()));
+    write(&proj.join("b.jsonl"), &clean);
+    let snap = env.commit("the same body, without the secret");
+    assert_eq!(
+        env.cat(&format!("{snap}:projects/-home-u-app/b.jsonl")),
+        clean.as_bytes()
+    );
+    assert_store_clean(&env, "after a large line like the purged one");
+    let d = env.restore(&snap, "r");
+    assert_eq!(
+        std::fs::read(d.join("projects/-home-u-app/b.jsonl")).unwrap(),
+        clean.as_bytes()
+    );
+}
+
+/// A peer cannot tombstone a tree node, whatever kind it claims.
+#[test]
+fn a_peer_cannot_tombstone_a_tree() {
+    let env = Env::new();
+    history(&env, 51);
+    let mut repo = sage::Repo::open(&env.home, Some(&env.store)).unwrap();
+    let head = repo.head().unwrap().unwrap();
+    let root = repo.snapshot(&head).unwrap().snap.root;
+    let fake = sage::purge::Tombstone {
+        id: root,
+        kind: sage::Kind::Line,
+        time: 1,
+        reason: "evil".into(),
+    };
+    let added = sage::purge::run::accept_tombstones(&mut repo, &[fake], "a peer", true).unwrap();
+    assert_eq!(added, 0);
+    drop(repo);
+    env.ok(&["gc"]);
+    assert_store_clean(&env, "after a peer's tombstone of a tree");
 }

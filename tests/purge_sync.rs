@@ -218,3 +218,74 @@ fn a_backup_store_applies_a_purge_at_the_next_push() {
     );
     assert!(!doctor_names(&laptop, "usb"));
 }
+
+/// The other side killed right after it recorded the tombstones (before its home and packs
+/// were cleaned): the next sync finishes there, and only then does doctor stop naming it.
+/// A store that never held the lines can pull from a purged one, dry or not. And thousands of
+/// tombstones travel in batches.
+#[test]
+fn an_interrupted_remote_purge_is_finished_by_the_next_sync() {
+    let w = World::new();
+    let laptop = w.machine("laptop");
+    let gpu = w.machine("gpu");
+    let lay = realistic_home(&laptop.home, 33, false);
+    let mut rng = Rng::new(33);
+    append(
+        &laptop.home.join(&lay.sessions[0]),
+        &secret_line(&mut rng, "s0"),
+    );
+    laptop.commit();
+    let to_gpu = gpu.wrapper(&w.path("gpu-sage"), &WrapperOpts::default());
+    laptop.add_pipe_remote("gpu", &gpu, &to_gpu, &[]);
+    laptop.ok(&["sync", "gpu"]);
+    assert!(!in_store(&gpu).is_empty());
+    laptop.ok(&["purge", "--match", SECRET, FLAG]);
+    // gpu dies right after recording the tombstones.
+    let dying = gpu.wrapper(
+        &w.path("gpu-sage-dying"),
+        &WrapperOpts {
+            env: vec![("SAGE_FAILPOINT".into(), "purge-after-accept".into())],
+            ..Default::default()
+        },
+    );
+    laptop.add_pipe_remote("gpu-dying", &gpu, &dying, &[]);
+    let o = laptop.run(&["sync", "gpu-dying"]);
+    assert_ne!(o.code, Some(0), "{}", o.all());
+    assert!(doctor_names(&laptop, "gpu"));
+    // The next sync: nothing new to tell gpu, but gpu finishes what it had left.
+    laptop.ok(&["sync", "gpu"]);
+    assert_eq!(in_home(&gpu), Vec::<PathBuf>::new());
+    assert_eq!(in_store(&gpu), Vec::<String>::new());
+    assert!(!doctor_names(&laptop, "gpu"));
+    gpu.verify();
+
+    // A store that never held the line pulls from the purged laptop: dry, then for real.
+    let fresh = w.machine("fresh");
+    fs::create_dir_all(&fresh.home).unwrap();
+    fresh.ok(&["init", "--any-dir"]);
+    let to_laptop = laptop.wrapper(&w.path("laptop-sage"), &WrapperOpts::default());
+    fresh.add_pipe_remote("laptop", &laptop, &to_laptop, &[]);
+    fresh.ok(&["pull", "laptop", "--dry-run"]);
+    fresh.ok(&["pull", "laptop"]);
+    fresh.verify();
+    assert_eq!(in_store(&fresh), Vec::<String>::new());
+
+    // Many tombstones (more than one batch) travel whole.
+    {
+        let mut repo = sage::Repo::open(&laptop.home, Some(&laptop.store_dir())).unwrap();
+        let stones: Vec<sage::purge::Tombstone> = (0..120_000u64)
+            .map(|i| sage::purge::Tombstone {
+                id: sage::ObjectId::hash(sage::Kind::Line, format!("never seen {i}\n").as_bytes()),
+                kind: sage::Kind::Line,
+                time: 1,
+                reason: "synthetic".into(),
+            })
+            .collect();
+        let store = repo.store_dir.clone();
+        sage::purge::record(&mut repo.db, &store, &stones).unwrap();
+    }
+    let o = laptop.ok(&["--json", "sync", "gpu"]).json();
+    assert_eq!(o["tombstones_sent"], 120_000, "{o:#}");
+    let gpu_repo = sage::Repo::open(&gpu.home, Some(&gpu.store_dir())).unwrap();
+    assert!(sage::purge::list(&gpu_repo.db).unwrap().len() > 120_000);
+}
